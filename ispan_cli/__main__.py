@@ -1,0 +1,3 @@
+from ispan_cli.app import main
+
+main()

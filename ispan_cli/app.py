@@ -1,0 +1,110 @@
+"""Root Typer app: global options and the one place that renders user-facing errors.
+
+Nothing here imports torch: ``ispan --help`` must stay fast. Command modules import heavy
+libraries inside their bodies.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated
+
+import typer
+from typer.core import TyperGroup
+
+from ispan_cli import __version__
+from ispan_cli.errors import ISpanError
+
+DEBUG_ENV = "ISPAN_DEBUG"
+
+
+def _debug_enabled() -> bool:
+    return os.environ.get(DEBUG_ENV, "") not in ("", "0")
+
+
+def _print_error(message: str) -> None:
+    # One line on stderr; rich markup is not interpreted so paths with [] print as they are.
+    first = " ".join(str(message).split())
+    typer.echo(f"error: {first}", err=True)
+
+
+class ErrorRenderingGroup(TyperGroup):
+    """Turns exceptions from any subcommand into one line on stderr and an exit status."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except ISpanError as exc:
+            if _debug_enabled():
+                raise
+            _print_error(str(exc))
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            typer.echo("interrupted", err=True)
+            raise typer.Exit(130) from None
+        except (typer.Exit, typer.Abort, SystemExit):
+            raise
+        except Exception as exc:  # a bug of ours: say so, without a traceback
+            import click
+
+            if isinstance(exc, click.ClickException) or _debug_enabled():
+                raise
+            _print_error(
+                f"unexpected {type(exc).__name__}: {exc} "
+                "(this is a bug in ispan; rerun with --debug for the traceback and report it)"
+            )
+            raise typer.Exit(1) from None
+
+
+app = typer.Typer(
+    name="ispan",
+    cls=ErrorRenderingGroup,
+    help="Video action classification with Interaction-aware Spatio-temporal Pyramid "
+    "Attention Networks (ISTPAN).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"ispan {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version_callback, is_eager=True, help="Print the version."
+        ),
+    ] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show full tracebacks instead of one-line errors.")
+    ] = False,
+) -> None:
+    """ispan: classify actions in videos with ISTPAN models."""
+    if debug:
+        os.environ[DEBUG_ENV] = "1"
+
+
+def _register() -> None:
+    from ispan_cli.commands import models
+
+    app.add_typer(models.app, name="models")
+
+
+_register()
+
+
+def main() -> None:
+    """Console-script entry point (``ispan``)."""
+    try:
+        app()
+    except ISpanError as exc:  # raised outside a subcommand (rare): still one line
+        _print_error(str(exc))
+        sys.exit(exc.exit_code)

@@ -1,0 +1,91 @@
+"""``ispan models``: the registered architectures and the model folders in the local zoo."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+from ispan_cli.commands.options import FormatOpt, OutputFormat
+
+app = typer.Typer(
+    help="List the model architectures and the local model zoo.", no_args_is_help=True
+)
+
+
+@app.command("list")
+def list_command(fmt: FormatOpt = OutputFormat.table) -> None:
+    """Registered architectures (parameters, GFLOPs per clip at the default input) and the
+    model folders in models/ (or $ISPAN_MODELS_DIR)."""
+    from ispan_cli.nn import get_variant, list_models, model_cost
+    from ispan_cli.zoo import list_zoo, zoo_dir
+
+    variants = []
+    for name in list_models():
+        variant = get_variant(name)
+        cost = model_cost(variant.config)
+        variants.append(
+            {
+                "name": name,
+                "arch": variant.config.arch,
+                "backbone": variant.config.backbone,
+                "parameters": cost.parameters,
+                "gflops": round(cost.flops / 1e9, 2),
+                "segments": cost.segments,
+                "input_size": cost.input_size,
+                "description": variant.description,
+            }
+        )
+    zoo = [
+        {
+            "name": e.name,
+            "path": str(e.path),
+            "arch": e.arch,
+            "backbone": e.backbone,
+            "num_classes": e.num_classes,
+            "problem": e.problem,
+        }
+        for e in list_zoo()
+    ]
+    if fmt is OutputFormat.json:
+        typer.echo(json.dumps({"architectures": variants, "zoo": zoo, "zoo_dir": str(zoo_dir())}))
+        return
+    _render_tables(variants, zoo, str(zoo_dir()))
+
+
+def _render_tables(variants: list[dict], zoo: list[dict], zoo_path: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title="Architectures (random init; GFLOPs per clip of K segments)")
+    for col, justify in [
+        ("name", "left"),
+        ("arch", "left"),
+        ("backbone", "left"),
+        ("params", "right"),
+        ("GFLOPs", "right"),
+        ("K x size", "right"),
+    ]:
+        table.add_column(col, justify=justify, no_wrap=True)
+    for v in variants:
+        table.add_row(
+            v["name"],
+            v["arch"],
+            v["backbone"],
+            f"{v['parameters'] / 1e6:.2f}M",
+            f"{v['gflops']:.2f}",
+            f"{v['segments']} x {v['input_size']}",
+        )
+    console.print(table)
+    if not zoo:
+        console.print(f"No model folders in {zoo_path}.")
+        return
+    local = Table(title=f"Model folders in {zoo_path}")
+    for col in ("name", "arch", "backbone", "classes", "status"):
+        local.add_column(col)
+    for e in zoo:
+        local.add_row(
+            e["name"], e["arch"], e["backbone"], str(e["num_classes"]), e["problem"] or "ok"
+        )
+    console.print(local)

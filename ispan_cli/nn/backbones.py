@@ -1,0 +1,194 @@
+"""2D CNN backbones from torchvision, run stage by stage so the pyramid can tap feature maps.
+
+The torchvision network is kept whole as ``self.net`` (classifier removed), so its state dict keys
+are torchvision's own and an ImageNet or local state dict loads without renaming.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from ispan_cli.errors import ISpanError
+from ispan_cli.nn.specs import BACKBONES, BackboneSpec
+
+# Attribute names of ``net`` that make up each stage, in order.
+_RESNET_LAYOUT = {
+    "stem": ("conv1", "bn1", "relu", "maxpool"),
+    "layer1": ("layer1",),
+    "layer2": ("layer2",),
+    "layer3": ("layer3",),
+    "layer4": ("layer4",),
+}
+_LAYOUTS: dict[str, dict[str, tuple[str, ...]]] = {
+    "resnet18": _RESNET_LAYOUT,
+    "resnet34": _RESNET_LAYOUT,
+    "resnet50": _RESNET_LAYOUT,
+    "resnet101": _RESNET_LAYOUT,
+    "googlenet": {
+        "stem": ("conv1", "maxpool1", "conv2", "conv3", "maxpool2"),
+        "inception3": ("inception3a", "inception3b"),
+        "inception4": (
+            "maxpool3",
+            "inception4a",
+            "inception4b",
+            "inception4c",
+            "inception4d",
+            "inception4e",
+        ),
+        "inception5": ("maxpool4", "inception5a", "inception5b"),
+    },
+    "tiny": _RESNET_LAYOUT | {"stem": ("stem",)},
+}
+# Keys of a torchvision checkpoint that belong to its ImageNet classifier, not to the features.
+_CLASSIFIER_PREFIXES = ("fc.", "aux1.", "aux2.")
+
+
+def _conv_bn_relu(cin: int, cout: int, stride: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)
+    )
+
+
+class TinyNet(nn.Module):
+    """A very small CNN with ResNet's stage names: a forward pass takes milliseconds on a CPU."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        c = BACKBONES["tiny"].channels
+        self.stem = _conv_bn_relu(3, c[0], 2)
+        self.layer1 = _conv_bn_relu(c[0], c[1], 1)
+        self.layer2 = nn.Sequential(_conv_bn_relu(c[1], c[2], 2), _conv_bn_relu(c[2], c[2], 1))
+        self.layer3 = nn.Sequential(_conv_bn_relu(c[2], c[3], 2), _conv_bn_relu(c[3], c[3], 1))
+        self.layer4 = nn.Sequential(_conv_bn_relu(c[3], c[4], 2), _conv_bn_relu(c[4], c[4], 1))
+
+
+def _build_net(name: str) -> nn.Module:
+    if name == "tiny":
+        return TinyNet()
+    import torchvision
+
+    if name == "googlenet":
+        # aux heads are training-only classifiers we do not use; init_weights keeps torchvision's
+        # default initialisation (and silences its warning).
+        net = torchvision.models.googlenet(weights=None, aux_logits=False, init_weights=True)
+        net.dropout = nn.Identity()
+    else:
+        net = getattr(torchvision.models, name)(weights=None)
+    net.fc = nn.Identity()
+    net.avgpool = nn.Identity()
+    return net
+
+
+class Backbone(nn.Module):
+    """A torchvision CNN run as named stages: ``run(x, start, stop)`` returns each stage output.
+
+    pretrained: ``"none"`` (random init), ``"imagenet"`` (torchvision's weights API), or a path to a
+    local state dict in torchvision's key layout (``.safetensors``, or ``.pt``/``.pth`` read with
+    ``weights_only=True``).
+    """
+
+    def __init__(self, name: str, pretrained: str | Path = "none") -> None:
+        super().__init__()
+        if name not in BACKBONES:
+            raise ISpanError(f"unknown backbone {name!r}; choose one of: {', '.join(BACKBONES)}")
+        self.name = name
+        self.spec: BackboneSpec = BACKBONES[name]
+        self.net = _build_net(name)
+        self._layout = _LAYOUTS[name]
+        load_pretrained(self, pretrained)
+
+    def run(self, x: Tensor, start: int = 0, stop: int | None = None) -> list[Tensor]:
+        """Runs stages ``start..stop-1`` on x (N, C, H, W); returns each stage's output in order."""
+        outs = []
+        for stage in self.spec.stages[start:stop]:
+            if stage == "stem" and self.name == "googlenet":
+                x = _googlenet_transform_input(x)
+            for attr in self._layout[stage]:
+                x = getattr(self.net, attr)(x)
+            outs.append(x)
+        return outs
+
+
+def _googlenet_transform_input(x: Tensor) -> Tensor:
+    # torchvision's GoogLeNet weights expect inputs scaled to [-1, 1]; our preprocessing is the
+    # usual ImageNet mean/std, so convert exactly as torchvision does with transform_input=True.
+    ch0 = x[:, 0:1] * (0.229 / 0.5) + (0.485 - 0.5) / 0.5
+    ch1 = x[:, 1:2] * (0.224 / 0.5) + (0.456 - 0.5) / 0.5
+    ch2 = x[:, 2:3] * (0.225 / 0.5) + (0.406 - 0.5) / 0.5
+    return torch.cat((ch0, ch1, ch2), 1)
+
+
+def load_pretrained(backbone: Backbone, pretrained: str | Path) -> None:
+    """Loads ImageNet or local weights into ``backbone.net``; every feature key must match."""
+    if pretrained in (None, "", "none"):
+        return
+    if pretrained == "imagenet":
+        state, source = _imagenet_state_dict(backbone), f"ImageNet weights for {backbone.name}"
+    else:
+        state, source = read_state_dict(Path(pretrained)), str(pretrained)
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    state = {k: v for k, v in state.items() if not k.startswith(_CLASSIFIER_PREFIXES)}
+    expected = backbone.net.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = sorted(k for k in set(state) & set(expected) if state[k].shape != expected[k].shape)
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"missing {len(missing)} key(s) e.g. {missing[:3]}")
+        if unexpected:
+            parts.append(f"unexpected {len(unexpected)} key(s) e.g. {unexpected[:3]}")
+        if wrong:
+            parts.append(f"wrong shape for {wrong[:3]}")
+        raise ISpanError(
+            f"{source} does not fit backbone {backbone.name}: {'; '.join(parts)}. Pass a "
+            f"torchvision {backbone.name} state dict"
+        )
+    backbone.net.load_state_dict(state, strict=True)
+
+
+def read_state_dict(path: Path) -> dict[str, Tensor]:
+    """Reads a state dict without executing pickled code (safetensors, or weights_only=True)."""
+    if not path.is_file():
+        raise ISpanError(
+            f"pretrained weights {path} not found; pass imagenet, none, or a path to a state dict"
+        )
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(str(path))
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ISpanError(
+            f"could not read {path} as a state dict ({type(exc).__name__}: {exc}); use a "
+            ".safetensors file or a .pt/.pth holding plain tensors"
+        ) from exc
+    for key in ("state_dict", "model"):  # common checkpoint wrappers
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            obj = obj[key]
+    if not isinstance(obj, dict) or not all(isinstance(v, Tensor) for v in obj.values()):
+        raise ISpanError(f"{path} does not hold a state dict (a mapping of names to tensors)")
+    return obj
+
+
+def _imagenet_state_dict(backbone: Backbone) -> dict[str, Tensor]:
+    member = backbone.spec.imagenet
+    if member is None:
+        raise ISpanError(
+            f"backbone {backbone.name} has no ImageNet weights; use --pretrained none or a path"
+        )
+    import torchvision
+
+    enum_name, _, value = member.partition(".")
+    weights = getattr(getattr(torchvision.models, enum_name), value)
+    try:
+        return weights.get_state_dict(progress=False, check_hash=True)
+    except Exception as exc:  # URLError, socket errors, hash mismatch on a partial download
+        raise ISpanError(
+            f"could not download {weights.url} ({type(exc).__name__}: {exc}); pass --pretrained "
+            "PATH to a local state dict"
+        ) from exc

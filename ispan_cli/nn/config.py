@@ -1,0 +1,183 @@
+"""ModelConfig: every hyper-parameter of a model, frozen, with a JSON round trip.
+
+The model takes the config whole (``ISTPAN(ModelConfig(...))``) and the config travels with the
+weights in ``config.json``. Choices marked [ours] in docs/paper.md are fields here, so every one of
+them can be switched for an ablation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from ispan_cli.errors import ISpanError
+from ispan_cli.nn.specs import BACKBONES
+
+ARCHS = ("istpan", "tsn")
+RESAMPLE = ("avg", "max", "bilinear")
+FUSIONS = ("sum", "mean", "max", "weighted")
+TEMPORAL = ("stack", "per_frame")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Hyper-parameters of an ISTPAN (or plain TSN) video classifier.
+
+    arch: ``istpan`` (pyramid attention) or ``tsn`` (same backbone, no attention: the baseline).
+    backbone: a key of ``ispan_cli.nn.specs.BACKBONES``.
+    pyramid: backbone stages whose feature maps feed the attention, shallow to deep; the last one
+        is ``attention_layer`` (f_i in the paper), where the layer sits and whose size the others
+        are resampled to.
+    d: rows of the attention matrix A. The paper uses H_i*W_i (49 for 7x7) so that the output
+        can be reshaped to the input's spatial size; any d works when the layer is the last stage.
+    resample: operator R bringing earlier maps to H_i x W_i [ours]: adaptive avg or max pooling, or
+        bilinear interpolation.
+    fusion: F combining the per-level scores before the softmax [ours]: sum, mean, max, or a sum
+        with one learned weight per level.
+    temporal: ``stack`` puts the K segments' positions in one attention (one map per video);
+        ``per_frame`` attends within each frame and averages the K segment scores (TSN consensus).
+    residual: add f_i to the attention output [ours; the paper's figure has none].
+    interaction_loss / diversity_loss: switches for the auxiliary losses; beta / gamma weigh them.
+    loss_normalize: [ours] L2-normalise the rows of X_i inside the interaction loss and divide each
+        loss term by its element count, so both losses are bounded (see ispan_cli/nn/losses.py).
+    input_size: side of the square crop the model is trained and evaluated at.
+    num_segments: K used by default at inference; any K works with the same parameters.
+    labels: class names, index-aligned with the logits; empty or exactly num_classes long.
+    """
+
+    arch: str = "istpan"
+    backbone: str = "resnet50"
+    pyramid: tuple[str, ...] = ("layer2", "layer3", "layer4")
+    attention_layer: str | None = "layer4"
+    d: int = 49
+    resample: str = "avg"
+    fusion: str = "sum"
+    temporal: str = "stack"
+    residual: bool = False
+    dropout: float = 0.5
+    num_classes: int = 101
+    interaction_loss: bool = True
+    diversity_loss: bool = True
+    beta: float = 0.1
+    gamma: float = 0.1
+    loss_normalize: bool = True
+    input_size: int = 224
+    num_segments: int = 8
+    labels: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        # JSON gives lists; keep the dataclass hashable and frozen-friendly.
+        for name in ("pyramid", "labels"):
+            value = getattr(self, name)
+            if isinstance(value, list):
+                object.__setattr__(self, name, tuple(value))
+        self._check_types()
+        _choice("arch", self.arch, ARCHS)
+        _choice("backbone", self.backbone, tuple(BACKBONES))
+        _choice("resample", self.resample, RESAMPLE)
+        _choice("fusion", self.fusion, FUSIONS)
+        _choice("temporal", self.temporal, TEMPORAL)
+        spec = BACKBONES[self.backbone]
+        if self.arch == "istpan":
+            if not self.pyramid:
+                raise ISpanError("pyramid is empty; istpan needs at least the attention layer")
+            for stage in self.pyramid:
+                _choice(f"pyramid layer of {self.backbone}", stage, spec.stages)
+            if self.attention_layer != self.pyramid[-1]:
+                raise ISpanError(
+                    f"attention_layer {self.attention_layer!r} must be the last (deepest) pyramid "
+                    f"layer; pyramid is {list(self.pyramid)}"
+                )
+            order = [spec.stages.index(s) for s in self.pyramid]
+            if order != sorted(set(order)):
+                raise ISpanError(
+                    f"pyramid layers must be distinct and ordered shallow to deep, got "
+                    f"{list(self.pyramid)}; {self.backbone} stages are {list(spec.stages)}"
+                )
+            if self.d < 1:
+                raise ISpanError(f"d must be at least 1, got {self.d}")
+            last = self.attention_layer == spec.stages[-1]
+            side = self.input_size // spec.stride_of(self.attention_layer)
+            if (not last or self.residual) and self.d != side * side:
+                raise ISpanError(
+                    f"d={self.d} but {self.attention_layer} is {side}x{side} at input_size "
+                    f"{self.input_size}; with later stages or residual=True the output is reshaped "
+                    f"to the input's spatial size, so set d={side * side}"
+                )
+        if not 0.0 <= self.dropout < 1.0:
+            raise ISpanError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.num_classes < 1:
+            raise ISpanError(f"num_classes must be at least 1, got {self.num_classes}")
+        if self.labels and len(self.labels) != self.num_classes:
+            raise ISpanError(
+                f"{len(self.labels)} labels for num_classes={self.num_classes}; give one label "
+                "per class in logit order"
+            )
+        if self.input_size < spec.strides[-1]:
+            raise ISpanError(
+                f"input_size {self.input_size} is smaller than {self.backbone}'s total stride "
+                f"{spec.strides[-1]}"
+            )
+        if self.num_segments < 1:
+            raise ISpanError(f"num_segments must be at least 1, got {self.num_segments}")
+        if self.beta < 0 or self.gamma < 0:
+            raise ISpanError("loss weights beta and gamma must be non-negative")
+
+    def _check_types(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            ok = {
+                "int": isinstance(value, int) and not isinstance(value, bool),
+                "float": isinstance(value, (int, float)) and not isinstance(value, bool),
+                "bool": isinstance(value, bool),
+                "str": isinstance(value, str),
+                "str | None": value is None or isinstance(value, str),
+                "tuple[str, ...]": isinstance(value, tuple)
+                and all(isinstance(v, str) for v in value),
+            }[str(f.type)]
+            if not ok:
+                raise ISpanError(f"config field {f.name} should be {f.type}, got {value!r}")
+            if str(f.type) == "float":
+                object.__setattr__(self, f.name, float(value))
+
+    # -- serialisation ---------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        valid = field_names()
+        unknown = sorted(set(data) - set(valid))
+        if unknown:
+            raise ISpanError(
+                f"unknown model config field(s) {unknown}; valid fields: {', '.join(valid)} "
+                "(was this config written by a newer ispan?)"
+            )
+        return cls(**data)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelConfig:
+        return cls.from_dict(json.loads(text))
+
+    def replace(self, **changes: Any) -> ModelConfig:
+        unknown = sorted(set(changes) - set(field_names()))
+        if unknown:
+            raise ISpanError(
+                f"unknown model option(s) {unknown}; valid: {', '.join(field_names())}"
+            )
+        return dataclasses.replace(self, **changes)
+
+
+def field_names() -> list[str]:
+    return [f.name for f in fields(ModelConfig)]
+
+
+def _choice(what: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ISpanError(f"unknown {what} {value!r}; choose one of: {', '.join(choices)}")
