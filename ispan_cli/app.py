@@ -17,10 +17,11 @@ from ispan_cli import __version__
 from ispan_cli.errors import ISpanError
 
 DEBUG_ENV = "ISPAN_DEBUG"
+_debug_flag = False  # set by --debug for this invocation
 
 
 def _debug_enabled() -> bool:
-    return os.environ.get(DEBUG_ENV, "") not in ("", "0")
+    return _debug_flag or os.environ.get(DEBUG_ENV, "") not in ("", "0")
 
 
 def _print_error(message: str) -> None:
@@ -46,9 +47,8 @@ class ErrorRenderingGroup(TyperGroup):
         except (typer.Exit, typer.Abort, SystemExit):
             raise
         except Exception as exc:  # a bug of ours: say so, without a traceback
-            import click
-
-            if isinstance(exc, click.ClickException) or _debug_enabled():
+            # usage errors (typer.TyperException) keep typer's own rendering and exit status 2
+            if isinstance(exc, typer.TyperException) or _debug_enabled():
                 raise
             _print_error(
                 f"unexpected {type(exc).__name__}: {exc} "
@@ -88,8 +88,8 @@ def root(
     ] = False,
 ) -> None:
     """ispan: classify actions in videos with ISTPAN models."""
-    if debug:
-        os.environ[DEBUG_ENV] = "1"
+    global _debug_flag
+    _debug_flag = debug
 
 
 def _register() -> None:
@@ -106,5 +106,7 @@ def main() -> None:
     try:
         app()
     except ISpanError as exc:  # raised outside a subcommand (rare): still one line
+        if _debug_enabled():
+            raise
         _print_error(str(exc))
         sys.exit(exc.exit_code)

@@ -57,3 +57,12 @@ def list_zoo(directory: Path | None = None) -> list[ZooEntry]:
             )
         )
     return entries
+
+
+def find_local_model(name: str) -> Path | None:
+    """A model folder named ``name``: a path to a folder, or a folder in the zoo."""
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return path
+    candidate = zoo_dir() / name
+    return candidate if candidate.is_dir() else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Annotated
 
 import typer
 
@@ -89,3 +90,58 @@ def _render_tables(variants: list[dict], zoo: list[dict], zoo_path: str) -> None
             e["name"], e["arch"], e["backbone"], str(e["num_classes"]), e["problem"] or "ok"
         )
     console.print(local)
+
+
+@app.command("info")
+def info_command(
+    name: Annotated[
+        str, typer.Argument(help="A registered architecture, a model in models/, or a folder.")
+    ],
+    fmt: FormatOpt = OutputFormat.table,
+) -> None:
+    """The configuration, labels and extra sections (preprocessing, metrics) of one model."""
+    from ispan_cli.errors import ISpanError
+    from ispan_cli.nn import get_variant, list_models, read_config
+    from ispan_cli.zoo import find_local_model, zoo_dir
+
+    folder = find_local_model(name)
+    if folder is not None:
+        config, doc = read_config(folder)
+        record = {"name": name, "source": str(folder), **doc, "model": config.to_dict()}
+    elif name in list_models():
+        variant = get_variant(name)
+        record = {
+            "name": name,
+            "source": "registry (random init)",
+            "description": variant.description,
+            "model": variant.config.to_dict(),
+        }
+    else:
+        raise ISpanError(
+            f"no model {name!r}: not a folder, not in {zoo_dir()}, and not an architecture "
+            f"({', '.join(list_models())})"
+        )
+    if fmt is OutputFormat.json:
+        typer.echo(json.dumps(record))
+        return
+    _render_info(record)
+
+
+def _render_info(record: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    model = dict(record["model"])
+    labels = model.pop("labels")
+    table = Table(title=f"{record['name']} ({record['source']})", show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    for key, value in model.items():
+        table.add_row(key, ", ".join(value) if isinstance(value, list) else str(value))
+    shown = ", ".join(labels[:20]) + (f", ... ({len(labels)} in all)" if len(labels) > 20 else "")
+    table.add_row("labels", shown or "(none: class indices only)")
+    skip = {"name", "source", "model", "format", "format_version"}
+    for key, value in record.items():
+        if key not in skip:
+            table.add_row(key, json.dumps(value) if isinstance(value, (dict, list)) else str(value))
+    Console().print(table)
