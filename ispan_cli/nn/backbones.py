@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from ispan_cli.errors import ISpanError
+from ispan_cli.nn.serialization import state_dict_problems
 from ispan_cli.nn.specs import BACKBONES, BackboneSpec
 
 # Attribute names of ``net`` that make up each stage, in order.
@@ -131,20 +132,10 @@ def load_pretrained(backbone: Backbone, pretrained: str | Path) -> None:
         state, source = read_state_dict(Path(pretrained)), str(pretrained)
     state = {k.removeprefix("module."): v for k, v in state.items()}
     state = {k: v for k, v in state.items() if not k.startswith(_CLASSIFIER_PREFIXES)}
-    expected = backbone.net.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = sorted(k for k in set(state) & set(expected) if state[k].shape != expected[k].shape)
-    if missing or unexpected or wrong:
-        parts = []
-        if missing:
-            parts.append(f"missing {len(missing)} key(s) e.g. {missing[:3]}")
-        if unexpected:
-            parts.append(f"unexpected {len(unexpected)} key(s) e.g. {unexpected[:3]}")
-        if wrong:
-            parts.append(f"wrong shape for {wrong[:3]}")
+    problems = state_dict_problems(backbone.net.state_dict(), state)
+    if problems:
         raise ISpanError(
-            f"{source} does not fit backbone {backbone.name}: {'; '.join(parts)}. Pass a "
+            f"{source} does not fit backbone {backbone.name}: {'; '.join(problems)}. Pass a "
             f"torchvision {backbone.name} state dict"
         )
     backbone.net.load_state_dict(state, strict=True)

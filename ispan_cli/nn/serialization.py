@@ -106,7 +106,16 @@ def load_model(directory: str | Path, device: str = "cpu"):
 
 def check_state_dict(model, state: dict, source: str) -> None:
     """Raises ISpanError naming missing, unexpected and mis-shaped keys."""
-    expected = model.state_dict()
+    problems = state_dict_problems(model.state_dict(), state)
+    if problems:
+        raise ISpanError(
+            f"{source} does not match its config.json ({'; '.join(problems)}); the weights and "
+            "config must come from the same save_model call"
+        )
+
+
+def state_dict_problems(expected: dict, state: dict) -> list[str]:
+    """Missing, unexpected and mis-shaped keys of ``state`` against ``expected``, described."""
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     wrong = sorted(
@@ -121,11 +130,7 @@ def check_state_dict(model, state: dict, source: str) -> None:
         problems.append(f"unexpected {len(unexpected)} key(s) e.g. {unexpected[:3]}")
     if wrong:
         problems.append(f"wrong shapes: {wrong[:3]}")
-    if problems:
-        raise ISpanError(
-            f"{source} does not match its config.json ({'; '.join(problems)}); the weights and "
-            "config must come from the same save_model call"
-        )
+    return problems
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -150,6 +155,11 @@ class _atomic_path:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
+            # mkstemp's file is 0600 (and writers may recreate it): give the final file the
+            # permissions any new file gets under the process umask
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(self.tmp, 0o666 & ~umask)
             os.replace(self.tmp, self.target)
         else:
             self.tmp.unlink(missing_ok=True)

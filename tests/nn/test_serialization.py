@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import pickle
+import stat
 
 import pytest
 import torch
@@ -24,6 +26,10 @@ def folder(tmp_path):
 
 def test_folder_layout_and_config_document(folder):
     assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
+    umask = os.umask(0)
+    os.umask(umask)
+    for name in ("config.json", "model.safetensors"):  # not the 0600 of a temporary file
+        assert stat.S_IMODE((folder / name).stat().st_mode) == 0o666 & ~umask
     doc = json.loads((folder / "config.json").read_text())
     assert doc["format"] == "ispan" and doc["format_version"] == 1
     assert doc["model"]["labels"] == ["a", "b", "c"]
