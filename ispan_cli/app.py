@@ -44,6 +44,12 @@ class ErrorRenderingGroup(TyperGroup):
         except KeyboardInterrupt:
             typer.echo("interrupted", err=True)
             raise typer.Exit(130) from None
+        except BrokenPipeError:
+            # the reader of our stdout went away (`ispan classify ... | head`): stop quietly,
+            # with the shell's status for SIGPIPE; silence the flush at interpreter exit
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            raise typer.Exit(141) from None
         except (typer.Exit, typer.Abort, SystemExit):
             raise
         except Exception as exc:  # a bug of ours: say so, without a traceback
@@ -93,8 +99,10 @@ def root(
 
 
 def _register() -> None:
-    from ispan_cli.commands import models
+    from ispan_cli.commands import frames, models, probe
 
+    app.command("probe")(probe.probe)
+    app.command("frames")(frames.frames)
     app.add_typer(models.app, name="models")
 
 

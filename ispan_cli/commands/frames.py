@@ -1,0 +1,118 @@
+"""``ispan frames VIDEO --segments K``: the frames a K-segment model sees, and when they are."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ispan_cli.commands.options import (
+    Decoder,
+    DecoderOpt,
+    FormatOpt,
+    OutputFormat,
+    SegmentsOpt,
+)
+
+
+def frames(
+    video: Annotated[
+        Path, typer.Argument(help="Video file to sample.", show_default=False, readable=False)
+    ],
+    segments: SegmentsOpt = 8,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Folder to write frame_<index>.png files into."),
+    ] = None,
+    short_side: Annotated[
+        int | None,
+        typer.Option("--short-side", min=1, help="Scale frames so the shorter side is N pixels."),
+    ] = None,
+    repeat: Annotated[
+        bool,
+        typer.Option(
+            "--repeat/--no-repeat",
+            help="When the video has fewer frames than segments, repeat frames (and say so) "
+            "instead of failing.",
+        ),
+    ] = True,
+    decoder: DecoderOpt = Decoder.auto,
+    fmt: FormatOpt = OutputFormat.table,
+) -> None:
+    """Show the frames a K-segment model sees: index and timestamp of each.
+
+    Samples K equal segments over the whole video and takes the centre frame of each (the test
+    protocol classify uses). With --out, writes them as PNG files named by frame index.
+    """
+    from ispan_cli.video import TSNSampler, sample_video, save_frames
+
+    sampled = sample_video(
+        video, TSNSampler(segments, allow_repeat=repeat), decoder.value, short_side
+    )
+    files = save_frames(sampled, out) if out is not None else None
+    info, sampling = sampled.info, sampled.sampling
+    note = (
+        f"{info.path} has {info.num_frames} frame(s), fewer than {segments} segments: frames "
+        "were repeated in temporal order"
+        if sampling.repeated
+        else None
+    )
+    rows = [
+        {
+            "segment": k,
+            "index": int(index),
+            "timestamp": round(float(t), 6),
+            "file": str(files[k]) if files else None,
+        }
+        for k, (index, t) in enumerate(
+            zip(sampling.indices[0], sampling.timestamps[0], strict=True)
+        )
+    ]
+    for warning in info.warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    if fmt is OutputFormat.json:
+        payload = {
+            "video": info.path,
+            "decoder": info.decoder,
+            "num_frames": info.num_frames,
+            "duration": info.duration,
+            "fps": info.fps,
+            "segments": segments,
+            "method": sampling.method,
+            "repeated": sampling.repeated,
+            "note": note,
+            "truncated": info.truncated,
+            "warnings": list(info.warnings),
+            "frames": rows,
+        }
+        typer.echo(json.dumps(payload))
+        return
+    _render(info, rows, note, out)
+
+
+def _render(info, rows: list[dict], note: str | None, out: Path | None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    title = (
+        f"{len(rows)} segments of {info.path} ({info.num_frames} frames, "
+        f"{info.duration:.2f} s, {info.fps:.2f} fps)"
+    )
+    table = Table(title=title)
+    for col, justify in (("segment", "right"), ("frame", "right"), ("time (s)", "right")):
+        table.add_column(col, justify=justify)
+    if out is not None:
+        table.add_column("file")
+    for row in rows:
+        cells = [str(row["segment"]), str(row["index"]), f"{row['timestamp']:.3f}"]
+        if out is not None:
+            cells.append(Path(row["file"]).name)
+        table.add_row(*cells)
+    console.print(table)
+    if note:
+        console.print(f"note: {note}", markup=False)
+    if out is not None:
+        console.print(f"wrote {len({r['index'] for r in rows})} PNG file(s) to {out}", markup=False)

@@ -1,0 +1,70 @@
+"""``ispan probe VIDEO``: what a video holds, as ispan's decoders see it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ispan_cli.commands.options import Decoder, DecoderOpt, FormatOpt, OutputFormat
+
+
+def probe(
+    video: Annotated[
+        Path, typer.Argument(help="Video file to inspect.", show_default=False, readable=False)
+    ],
+    decoder: DecoderOpt = Decoder.auto,
+    fmt: FormatOpt = OutputFormat.table,
+) -> None:
+    """Duration, frame rate (constant or variable), frame count (counted, not trusted from the
+    header), codec, pixel format, and display size after rotation."""
+    from ispan_cli.video import probe as probe_video
+
+    info = probe_video(video, decoder.value)
+    for warning in info.warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    if fmt is OutputFormat.json:
+        typer.echo(json.dumps(info.to_dict()))
+        return
+    _render(info)
+
+
+def _render(info) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    def maybe(value, unknown: str = "unknown") -> str:
+        return unknown if value is None else str(value)
+
+    rate = {True: "variable", False: "constant", None: "unknown if variable"}
+    declared = (
+        "header gives none"
+        if info.container_frames is None
+        else "header agrees"
+        if info.container_frames == info.num_frames
+        else f"header says {info.container_frames}"
+    )
+    size = f"{info.width} x {info.height}"
+    if info.rotation:
+        size += f" (stored {info.coded_width} x {info.coded_height}, rotated {info.rotation}°)"
+    depth = f", {info.bit_depth}-bit" if info.bit_depth else ""
+    table = Table(title=info.path, show_header=False)
+    table.add_column("property", style="bold")
+    table.add_column("value")
+    rows = [
+        ("decoder", info.decoder),
+        ("container", info.container),
+        ("codec", f"{info.codec} ({maybe(info.pixel_format)}{depth})"),
+        ("size", size),
+        ("frame rate", f"{info.fps:.3f} fps, {rate[info.variable_frame_rate]}"),
+        ("duration", f"{info.duration:.3f} s"),
+        ("frames", f"{info.num_frames} counted ({declared})"),
+        ("keyframes", maybe(info.keyframes)),
+        ("audio", {True: "yes", False: "no", None: "unknown"}[info.has_audio]),
+        ("truncated", "yes" if info.truncated else "no"),
+    ]
+    for key, value in rows:
+        table.add_row(key, value)
+    Console().print(table)

@@ -1,0 +1,150 @@
+"""The decoder interface, the checks every path goes through, and backend selection.
+
+Backends: ``pyav`` (primary: PyAV wheels bundle FFmpeg; threaded decoding, exact frame index
+from the packets) and ``opencv`` (fallback). Both are imported only when a video is opened.
+"""
+
+from __future__ import annotations
+
+import stat
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ispan_cli.video.errors import (
+    DecoderUnavailableError,
+    EmptyVideoError,
+    NotAFileError,
+    UnreadableVideoError,
+    VideoError,
+    VideoNotFoundError,
+)
+from ispan_cli.video.info import VideoInfo
+
+DECODERS = ("auto", "pyav", "opencv")
+
+
+class VideoReader(ABC):
+    """An open video: its properties, its frame timestamps, and frames fetched by index.
+
+    Frames are uint8 RGB arrays (H, W, 3) in display orientation (rotation applied). Use as a
+    context manager, or call :meth:`close`.
+    """
+
+    name: str
+    path: Path
+
+    @abstractmethod
+    def info(self) -> VideoInfo:
+        """The probe of this video."""
+
+    @abstractmethod
+    def frame_times(self) -> np.ndarray:
+        """(N,) float64 presentation time of each frame in seconds, from the first frame."""
+
+    @abstractmethod
+    def read(self, indices: Sequence[int], short_side: int | None = None) -> np.ndarray:
+        """Frames at ``indices`` (any order, repeats allowed) as (len(indices), H, W, 3) uint8.
+
+        short_side: scale in the decoder so the shorter display side has this many pixels
+        (aspect ratio kept, see :func:`ispan_cli.video.preprocess.scaled_size`).
+        """
+
+    def index_at(self, seconds: float) -> int:
+        """The frame on screen at ``seconds`` from the first frame (clipped to the video)."""
+        times = self.frame_times()
+        # Half a microsecond of slack so a printed timestamp maps back to its own frame.
+        i = int(np.searchsorted(times, seconds + 5e-7, side="right")) - 1
+        return min(max(i, 0), len(times) - 1)
+
+    def read_at(
+        self, seconds: Sequence[float], short_side: int | None = None
+    ) -> tuple[np.ndarray, list[int]]:
+        """Frames on screen at the given times, and their indices."""
+        indices = [self.index_at(t) for t in seconds]
+        return self.read(indices, short_side), indices
+
+    def close(self) -> None:  # noqa: B027 - optional for backends without resources
+        """Releases the file."""
+
+    def __enter__(self) -> VideoReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def check_video_path(path: str | Path) -> Path:
+    """The path as a Path if it names a non-empty regular file this user can read."""
+    path = Path(path)
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise VideoNotFoundError(f"{path} does not exist; check the path") from None
+    except PermissionError:
+        raise UnreadableVideoError(
+            f"cannot read {path}: permission denied on a folder in its path"
+        ) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise NotAFileError(f"{path} is a folder, not a video file; give one of the videos in it")
+    if not stat.S_ISREG(st.st_mode):
+        # Opening a pipe or device could block forever: refuse before FFmpeg sees it.
+        raise NotAFileError(f"{path} is not a regular file (a pipe, socket or device)")
+    try:
+        with open(path, "rb"):
+            pass
+    except PermissionError:
+        raise UnreadableVideoError(
+            f"cannot read {path}: permission denied; give this user read access (chmod +r)"
+        ) from None
+    if st.st_size == 0:
+        raise EmptyVideoError(
+            f"{path} is empty (0 bytes); the download or copy probably failed, fetch it again"
+        )
+    return path
+
+
+def available_decoders() -> dict[str, str | None]:
+    """Each backend and why it cannot be used (None when it can)."""
+    out: dict[str, str | None] = {}
+    for name, module in (("pyav", "av"), ("opencv", "cv2")):
+        try:
+            __import__(module)
+            out[name] = None
+        except ImportError as exc:
+            out[name] = f"{module} cannot be imported ({exc})"
+    return out
+
+
+def open_video(path: str | Path, decoder: str = "auto") -> VideoReader:
+    """Opens a video with the chosen backend; ``auto`` is PyAV, or OpenCV without PyAV."""
+    if decoder not in DECODERS:
+        raise VideoError(f"unknown decoder {decoder!r}; choose one of: {', '.join(DECODERS)}")
+    path = check_video_path(path)
+    if decoder in ("auto", "pyav"):
+        try:
+            from ispan_cli.video.pyav_backend import PyAVReader
+        except ImportError as exc:
+            if decoder == "pyav":
+                raise DecoderUnavailableError(
+                    f"--decoder pyav needs PyAV, which cannot be imported ({exc}); "
+                    "pip install av, or use --decoder opencv"
+                ) from exc
+        else:
+            return PyAVReader(path)
+    try:
+        from ispan_cli.video.opencv_backend import OpenCVReader
+    except ImportError as exc:
+        raise DecoderUnavailableError(
+            f"no video decoder can be imported (PyAV or OpenCV): {exc}; "
+            "pip install av opencv-python-headless"
+        ) from exc
+    return OpenCVReader(path)
+
+
+def probe(path: str | Path, decoder: str = "auto") -> VideoInfo:
+    """Duration, frame rate, frame count, codec, display size and more for one video."""
+    with open_video(path, decoder) as reader:
+        return reader.info()

@@ -1,0 +1,175 @@
+"""The one preprocessing definition: decoded RGB frames -> normalised model input.
+
+Evaluation, PyTorch inference and ONNX Runtime inference all call :func:`preprocess`, and every
+model folder records its :class:`PreprocessSpec` in ``config.json`` under ``"preprocessing"``.
+NumPy only (OpenCV for resizing frames that did not come pre-scaled from a decoder), so the ONNX
+path needs no torch; PyTorch callers wrap the result with ``torch.from_numpy``. Train-time
+augmentation (scale jitter, corner crops, flips) is a separate thing in ``ispan_cli.data``.
+
+Steps: scale so the shorter side is ``resize`` pixels (area averaging; decoders do this while
+converting to RGB when they know the size), cut ``crops`` square ``crop`` x ``crop`` views, scale
+to [0, 1], subtract ``mean`` and divide by ``std`` per RGB channel.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ispan_cli.errors import ISpanError
+
+if TYPE_CHECKING:  # importing ispan_cli.nn would import torch; the ONNX path must not need it
+    from ispan_cli.nn.config import ModelConfig
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+CROP_COUNTS = (1, 3, 10)
+LAYOUT = "BKCHW"
+SECTION = "preprocessing"
+
+
+@dataclass(frozen=True)
+class PreprocessSpec:
+    """How frames become model input.
+
+    resize: the shorter side after scaling, in pixels.
+    crop: side of each square crop (the model's input size).
+    crops: 1 (centre), 3 (centre, then the start and end of the longer side) or 10 (centre and
+        the four corners, then the same five flipped left-right). Crop 0 is always the centre.
+    mean, std: per RGB channel, applied to values scaled to [0, 1].
+    layout: the model input layout, (B, K, 3, H, W); a video's crops form the batch axis B.
+    """
+
+    resize: int = 256
+    crop: int = 224
+    crops: int = 1
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    layout: str = LAYOUT
+
+    def __post_init__(self) -> None:
+        for name in ("mean", "std"):
+            value = getattr(self, name)
+            if not isinstance(value, (list, tuple)) or len(value) != 3:
+                raise ISpanError(f"preprocessing {name} must be 3 numbers (R, G, B), got {value}")
+            object.__setattr__(self, name, tuple(float(v) for v in value))
+        if any(s <= 0 for s in self.std):
+            raise ISpanError(f"preprocessing std must be positive, got {list(self.std)}")
+        for name in ("resize", "crop"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ISpanError(f"preprocessing {name} must be a positive integer, got {value!r}")
+        if self.crop > self.resize:
+            raise ISpanError(
+                f"preprocessing crop {self.crop} is larger than the resized short side "
+                f"{self.resize}; set resize >= crop"
+            )
+        if self.crops not in CROP_COUNTS:
+            raise ISpanError(f"preprocessing crops must be one of {CROP_COUNTS}, got {self.crops}")
+        if self.layout != LAYOUT:
+            raise ISpanError(f"preprocessing layout {self.layout!r} is not supported; use {LAYOUT}")
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PreprocessSpec:
+        valid = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(data) - set(valid))
+        if unknown:
+            raise ISpanError(
+                f"unknown preprocessing field(s) {unknown}; valid fields: {', '.join(valid)}"
+            )
+        return cls(**data)
+
+
+def default_spec(config: ModelConfig) -> PreprocessSpec:
+    """The spec for a model without a recorded one: centre crop of ``input_size`` from frames
+    whose short side is input_size * 256/224 (256 for 224), ImageNet mean and std."""
+    size = int(config.input_size)
+    return PreprocessSpec(resize=round(size * 256 / 224), crop=size)
+
+
+def spec_from_config(config: ModelConfig, doc: dict[str, Any]) -> PreprocessSpec:
+    """The ``preprocessing`` section of a config.json document, else :func:`default_spec`."""
+    section = doc.get(SECTION)
+    if section is None:
+        return default_spec(config)
+    if not isinstance(section, dict):
+        raise ISpanError(f'"{SECTION}" in config.json must be an object, got {section!r}')
+    return PreprocessSpec.from_dict(section)
+
+
+def scaled_size(width: int, height: int, short_side: int) -> tuple[int, int]:
+    """(width, height) after scaling so the shorter side is ``short_side``, aspect kept."""
+    if width <= height:
+        return short_side, max(1, round(height * short_side / width))
+    return max(1, round(width * short_side / height)), short_side
+
+
+def resize_short_side(frames: np.ndarray, short_side: int) -> np.ndarray:
+    """(K, H, W, 3) uint8 frames scaled so min(H, W) == short_side (unchanged if already)."""
+    _, h, w, _ = frames.shape
+    new_w, new_h = scaled_size(w, h, short_side)
+    if (new_w, new_h) == (w, h):
+        return frames
+    import cv2
+
+    # Area averaging when shrinking (no aliasing), bilinear when enlarging; swscale's "area"
+    # used by the PyAV decoder behaves the same way.
+    interp = cv2.INTER_AREA if new_h < h else cv2.INTER_LINEAR
+    out = np.empty((len(frames), new_h, new_w, 3), np.uint8)
+    for i, frame in enumerate(frames):
+        out[i] = cv2.resize(frame, (new_w, new_h), interpolation=interp)
+    return out
+
+
+def crop_boxes(height: int, width: int, crop: int, crops: int) -> list[tuple[int, int, bool]]:
+    """(top, left, flip) of each crop, in the documented order."""
+    if crop > min(height, width):
+        raise ISpanError(f"crop {crop} does not fit in a {width}x{height} frame")
+    # centre offsets rounded the way torchvision's CenterCrop rounds them, so models trained
+    # with torchvision transforms see the same pixels here
+    cy, cx = round((height - crop) / 2.0), round((width - crop) / 2.0)
+    bottom, right = height - crop, width - crop
+    if crops == 1:
+        return [(cy, cx, False)]
+    if crops == 3:
+        if width >= height:  # along the longer side
+            return [(cy, cx, False), (cy, 0, False), (cy, right, False)]
+        return [(cy, cx, False), (0, cx, False), (bottom, cx, False)]
+    if crops == 10:
+        five = [(cy, cx), (0, 0), (0, right), (bottom, 0), (bottom, right)]
+        return [(y, x, False) for y, x in five] + [(y, x, True) for y, x in five]
+    raise ISpanError(f"crops must be one of {CROP_COUNTS}, got {crops}")
+
+
+def preprocess(frames: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
+    """(K, H, W, 3) uint8 RGB frames -> (crops, K, 3, crop, crop) float32 model input."""
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise ISpanError(
+            f"preprocess expects uint8 RGB frames shaped (K, H, W, 3), got {frames.dtype} "
+            f"{tuple(frames.shape)}"
+        )
+    frames = resize_short_side(frames, spec.resize)
+    _, h, w, _ = frames.shape
+    size = spec.crop
+    # (x / 255 - mean) / std folded into one multiply-add per element
+    scale = (1.0 / (255.0 * np.asarray(spec.std, np.float32))).astype(np.float32)
+    bias = (-np.asarray(spec.mean, np.float32) / np.asarray(spec.std, np.float32)).astype(
+        np.float32
+    )
+    boxes = crop_boxes(h, w, size, spec.crops)
+    out = np.empty((len(boxes), len(frames), 3, size, size), np.float32)
+    for c, (top, left, flip) in enumerate(boxes):
+        patch = frames[:, top : top + size, left : left + size]  # (K, S, S, 3)
+        if flip:
+            patch = patch[:, :, ::-1]
+        normed = patch.astype(np.float32) * scale + bias  # (K, S, S, 3)
+        out[c] = normed.transpose(0, 3, 1, 2)  # (K, S, S, 3) -> (K, 3, S, S)
+    return out
