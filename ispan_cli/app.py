@@ -99,11 +99,12 @@ def root(
 
 
 def _register() -> None:
-    from ispan_cli.commands import frames, models, probe
+    from ispan_cli.commands import doctor, frames, models, probe
 
     app.command("probe")(probe.probe)
     app.command("frames")(frames.frames)
     app.add_typer(models.app, name="models")
+    app.command("doctor")(doctor.doctor)
 
 
 _register()

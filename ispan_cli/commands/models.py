@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from typing import Annotated
 
 import typer
@@ -10,14 +11,19 @@ import typer
 from ispan_cli.commands.options import FormatOpt, OutputFormat
 
 app = typer.Typer(
-    help="List the model architectures and the local model zoo.", no_args_is_help=True
+    help="List the model architectures, the local model zoo and cached Hub models.",
+    no_args_is_help=True,
 )
 
 
 @app.command("list")
 def list_command(fmt: FormatOpt = OutputFormat.table) -> None:
-    """Registered architectures (parameters, GFLOPs per clip at the default input) and the
-    model folders in models/ (or $ISPAN_MODELS_DIR)."""
+    """Architectures, local model folders and cached Hub models.
+
+    Registered architectures (parameters, GFLOPs per clip at the default input), the model
+    folders in models/ (or $ISPAN_MODELS_DIR) and the ispan models in the Hub cache.
+    """
+    from ispan_cli.hub import hub_settings, list_cached_models
     from ispan_cli.nn import get_variant, list_models, model_cost
     from ispan_cli.zoo import list_zoo, zoo_dir
 
@@ -48,10 +54,57 @@ def list_command(fmt: FormatOpt = OutputFormat.table) -> None:
         }
         for e in list_zoo()
     ]
+    hub_cache = hub_settings().cache_dir
+    hub = [
+        {
+            "repo_id": e.repo_id,
+            "revision": e.revision,
+            "refs": list(e.refs),
+            "path": str(e.path),
+            "arch": e.arch,
+            "backbone": e.backbone,
+            "num_classes": e.num_classes,
+            "size_on_disk": e.size_on_disk,
+            "problem": e.problem,
+        }
+        for e in list_cached_models(hub_cache)
+    ]
     if fmt is OutputFormat.json:
-        typer.echo(json.dumps({"architectures": variants, "zoo": zoo, "zoo_dir": str(zoo_dir())}))
+        doc = {
+            "architectures": variants,
+            "zoo": zoo,
+            "zoo_dir": str(zoo_dir()),
+            "hub": hub,
+            "hub_cache": str(hub_cache),
+        }
+        typer.echo(json.dumps(doc))
         return
     _render_tables(variants, zoo, str(zoo_dir()))
+    _render_hub_table(hub, str(hub_cache))
+
+
+def _render_hub_table(hub: list[dict], cache: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    if not hub:
+        console.print(f"No ispan models in the Hub cache {cache}.")
+        return
+    table = Table(title=f"Hub models in {cache} (use as org/name@revision)")
+    for col in ("model", "refs", "arch", "backbone", "classes", "MB", "status"):
+        table.add_column(col, justify="right" if col == "MB" else "left")
+    for e in hub:
+        table.add_row(
+            f"{e['repo_id']}@{e['revision'][:12]}",
+            ", ".join(e["refs"]) or "-",
+            e["arch"],
+            e["backbone"],
+            str(e["num_classes"]),
+            f"{e['size_on_disk'] / 1e6:.1f}",
+            e["problem"] or "ok",
+        )
+    console.print(table)
 
 
 def _render_tables(variants: list[dict], zoo: list[dict], zoo_path: str) -> None:
@@ -95,12 +148,17 @@ def _render_tables(variants: list[dict], zoo: list[dict], zoo_path: str) -> None
 @app.command("info")
 def info_command(
     name: Annotated[
-        str, typer.Argument(help="A registered architecture, a model in models/, or a folder.")
+        str,
+        typer.Argument(
+            help="A registered architecture, a model in models/, a folder, or a Hub repo "
+            "org/name[@revision] (downloaded into the Hub cache if not there yet)."
+        ),
     ],
     fmt: FormatOpt = OutputFormat.table,
 ) -> None:
     """The configuration, labels and extra sections (preprocessing, metrics) of one model."""
     from ispan_cli.errors import ISpanError
+    from ispan_cli.hub import parse_hub_spec, resolve_model
     from ispan_cli.nn import get_variant, list_models, read_config
     from ispan_cli.zoo import find_local_model, zoo_dir
 
@@ -116,15 +174,52 @@ def info_command(
             "description": variant.description,
             "model": variant.config.to_dict(),
         }
+    elif parse_hub_spec(name) is not None:
+        with _download_progress(name) as progress:
+            resolved = resolve_model(name, progress=progress)
+        config, doc = read_config(resolved.path)
+        record = {
+            "name": name,
+            "source": "hub",
+            "repo_id": resolved.model_id,
+            "revision": resolved.revision,
+            "ref": resolved.ref,
+            "sha256": resolved.sha256,
+            "path": str(resolved.path),
+            **doc,
+            "model": config.to_dict(),
+        }
     else:
         raise ISpanError(
-            f"no model {name!r}: not a folder, not in {zoo_dir()}, and not an architecture "
-            f"({', '.join(list_models())})"
+            f"no model {name!r}: not a folder, not in {zoo_dir()}, not an architecture "
+            f"({', '.join(list_models())}), and not a Hub repo (org/name[@revision])"
         )
     if fmt is OutputFormat.json:
         typer.echo(json.dumps(record))
         return
     _render_info(record)
+
+
+@contextmanager
+def _download_progress(name: str):
+    """A bytes progress bar on stderr while a Hub model downloads (a terminal only)."""
+    import sys
+
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import DownloadColumn, Progress, TransferSpeedColumn
+
+    with Progress(
+        *Progress.get_default_columns(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
+        task = bar.add_task(f"downloading {name}", total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
 def _render_info(record: dict) -> None:
