@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/ispan models list
+	$(BIN)/ispan classify samples/demo.mp4 --topk 5
 
 lint: $(STAMP)
 	$(BIN)/ruff check ispan_cli tests benchmarks

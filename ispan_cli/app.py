@@ -99,8 +99,9 @@ def root(
 
 
 def _register() -> None:
-    from ispan_cli.commands import doctor, frames, models, probe
+    from ispan_cli.commands import classify, doctor, frames, models, probe
 
+    app.command("classify", no_args_is_help=True)(classify.classify)
     app.command("probe")(probe.probe)
     app.command("frames")(frames.frames)
     app.add_typer(models.app, name="models")

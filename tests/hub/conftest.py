@@ -78,7 +78,7 @@ def _build_repos(mirrors: Path, server: HubServer) -> None:
     for seed, ref in ((0, "v1"), (1, "main")):
         torch.manual_seed(seed)
         model = create_model("istpan_tiny", labels=labels).eval()
-        save_model(model, tiny, extra={"preprocessing": {"crop_size": 112}})
+        save_model(model, tiny, extra={"preprocessing": {"resize": 128, "crop": 112}})
         (tiny / "README.md").write_text(_card(f"tiny, seed {seed}"))
         server.commits[f"tiny@{ref}"] = _commit(tiny, f"weights from seed {seed}")
         server.models[f"tiny@{ref}"] = model

@@ -1,0 +1,1 @@
+"""Classifying many videos: input expansion, the batched pipeline, records and their writers."""

@@ -1,0 +1,1 @@
+"""Predictors (PyTorch, ONNX Runtime) behind one interface, and where they run."""

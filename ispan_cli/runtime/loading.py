@@ -1,0 +1,39 @@
+"""From a ``--model`` value to a ready predictor."""
+
+from __future__ import annotations
+
+from ispan_cli.errors import UsageError
+from ispan_cli.runtime.predictor import ModelIdentity, Predictor
+
+# The model classify and `make demo` use without --model (a folder in models/).
+DEFAULT_MODEL = "istpan-tiny-placeholder"
+
+
+def load_predictor(
+    spec: str | None,
+    runtime: str = "torch",
+    device: str = "auto",
+    precision: str = "fp32",
+) -> Predictor:
+    """Resolves ``spec`` (zoo name, folder, Hub repo; None for the default) and loads it."""
+    from ispan_cli.hub import resolve_model
+    from ispan_cli.nn import load_model, read_config
+    from ispan_cli.runtime.device import check_precision, resolve_device
+    from ispan_cli.runtime.predictor import TorchPredictor
+    from ispan_cli.video.preprocess import spec_from_config
+
+    if runtime != "torch":
+        raise UsageError(
+            f"--runtime {runtime} is not available yet (it arrives with `ispan export --onnx`); "
+            "use --runtime torch"
+        )
+    torch_device = resolve_device(device)
+    check_precision(precision, torch_device)
+    resolved = resolve_model(spec or DEFAULT_MODEL)
+    config, doc = read_config(resolved.path)
+    model = load_model(resolved.path)
+    identity = ModelIdentity(
+        id=resolved.model_id, revision=resolved.revision, sha256=resolved.sha256,
+        source=resolved.source,
+    )  # fmt: skip
+    return TorchPredictor(model, identity, spec_from_config(config, doc), torch_device, precision)
