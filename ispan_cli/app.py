@@ -99,13 +99,17 @@ def root(
 
 
 def _register() -> None:
-    from ispan_cli.commands import classify, doctor, frames, models, probe
+    from ispan_cli.commands import benchmark, classify, doctor, frames, models, probe, visualize
+    from ispan_cli.commands import export as export_cmd
 
     app.command("classify", no_args_is_help=True)(classify.classify)
     app.command("probe")(probe.probe)
     app.command("frames")(frames.frames)
     app.add_typer(models.app, name="models")
     app.command("doctor")(doctor.doctor)
+    app.command("export")(export_cmd.export)
+    app.command("visualize", no_args_is_help=True)(visualize.visualize)
+    app.command("benchmark")(benchmark.benchmark)
 
 
 _register()

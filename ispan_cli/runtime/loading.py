@@ -15,18 +15,22 @@ def load_predictor(
     device: str = "auto",
     precision: str = "fp32",
 ) -> Predictor:
-    """Resolves ``spec`` (zoo name, folder, Hub repo; None for the default) and loads it."""
+    """Resolves ``spec`` (zoo name, folder, Hub repo; None for the default) and loads it.
+
+    runtime onnx: ``spec`` is a ``.onnx`` file or a model folder holding ``model.onnx``.
+    """
+    if runtime == "onnx":  # before the torch imports below: the ONNX path runs without torch
+        from ispan_cli.runtime.onnx import load_onnx_predictor
+
+        return load_onnx_predictor(spec, device, precision)
+    if runtime != "torch":
+        raise UsageError(f"--runtime {runtime!r} is not one of torch, onnx")
     from ispan_cli.hub import resolve_model
     from ispan_cli.nn import load_model, read_config
     from ispan_cli.runtime.device import check_precision, resolve_device
     from ispan_cli.runtime.predictor import TorchPredictor
     from ispan_cli.video.preprocess import spec_from_config
 
-    if runtime != "torch":
-        raise UsageError(
-            f"--runtime {runtime} is not available yet (it arrives with `ispan export --onnx`); "
-            "use --runtime torch"
-        )
     torch_device = resolve_device(device)
     check_precision(precision, torch_device)
     resolved = resolve_model(spec or DEFAULT_MODEL)

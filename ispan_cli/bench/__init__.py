@@ -1,0 +1,1 @@
+"""``ispan benchmark``: decode, preprocess, model and end-to-end speed per runtime, measured."""

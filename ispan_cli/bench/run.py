@@ -1,0 +1,387 @@
+"""``ispan benchmark``: decode, preprocess, model and end-to-end speed, and peak memory, for each
+runtime side by side in one run, on the same videos.
+
+- decode / preprocess: each video once, serially (what one video costs before the model);
+- model: ``predict`` on batches of preprocessed clips, after a warm-up, the runtimes taking
+  turns batch by batch (two rounds), median per runtime;
+- end-to-end: the real classify pipeline (background decoding, batching) over all videos, wall
+  clock, so it is what ``ispan classify`` achieves;
+- memory: peak RSS while that runtime loads and runs, and what it added to the process.
+"""
+
+from __future__ import annotations
+
+import platform
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from ispan_cli.bench.memory import PeakMemory
+from ispan_cli.errors import UsageError
+
+Progress = Callable[[str], None]
+RUNTIMES = ("torch", "onnx", "onnx-int8")
+
+
+@dataclass(frozen=True)
+class BenchmarkOptions:
+    model: str | None = None
+    runtimes: tuple[str, ...] = ("torch", "onnx")
+    device: str = "auto"
+    precision: str = "fp32"  # torch only
+    videos: tuple[Path, ...] = ()  # empty: generated clips
+    count: int = 8
+    seconds: float = 4.0
+    segments: int | None = None
+    batch_size: int = 1
+    workers: int = 2
+    decoder: str = "auto"
+    calibration_clips: int = 8
+    visualize: bool = False  # also time visualize against classify (torch)
+    threads: int = 0  # intra-op threads for torch and onnxruntime; 0: their defaults
+
+
+@dataclass
+class RuntimeResult:
+    runtime: str
+    device: str
+    precision: str
+    end_to_end_videos_per_s: float
+    peak_rss_mb: float
+    added_rss_mb: float
+    model_ms: float = 0.0  # per video, median over the interleaved runs
+    model_videos_per_s: float = 0.0
+    top1_agreement: float | None = None  # with the reference runtime, on the benchmark videos
+    max_abs_prob_diff: float | None = None
+    reference: str | None = None
+    note: str = ""
+
+
+@dataclass
+class BenchmarkResult:
+    model: dict
+    videos: dict
+    segments: int
+    batch_size: int
+    input_size: int
+    decode_ms: float
+    preprocess_ms: float
+    machine: dict
+    runtimes: list[RuntimeResult] = field(default_factory=list)
+    visualize: dict | None = None
+
+    def to_dict(self) -> dict:
+        return {
+            "model": self.model,
+            "videos": self.videos,
+            "segments": self.segments,
+            "batch_size": self.batch_size,
+            "input_size": self.input_size,
+            "decode_ms": float(f"{self.decode_ms:.6g}"),
+            "preprocess_ms": float(f"{self.preprocess_ms:.6g}"),
+            "machine": self.machine,
+            "runtimes": [
+                {k: (float(f"{v:.6g}") if isinstance(v, float) else v) for k, v in vars(r).items()}
+                for r in self.runtimes
+            ],
+            "visualize": self.visualize,
+        }
+
+
+def _machine(device: str, threads: int) -> dict:
+    import os
+
+    import onnxruntime
+    import torch
+
+    return {
+        "cpu": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "onnxruntime": onnxruntime.__version__,
+        "python": platform.python_version(),
+        "cuda_device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "device_option": device,
+        "onnxruntime_threads": threads or "default (one per core)",
+    }
+
+
+def _check(options: BenchmarkOptions) -> None:
+    unknown = [r for r in options.runtimes if r not in RUNTIMES]
+    if unknown or not options.runtimes:
+        raise UsageError(f"runtimes must be among {', '.join(RUNTIMES)}, got {unknown}")
+    if options.count < 1 or options.batch_size < 1:
+        raise UsageError("--count and --batch-size must be at least 1")
+    for video in options.videos:
+        if not Path(video).is_file():
+            raise UsageError(f"{video} is not a file")
+
+
+def run_benchmark(options: BenchmarkOptions, progress: Progress | None = None) -> BenchmarkResult:
+    """Measures every runtime in ``options.runtimes`` on the same videos."""
+    from ispan_cli.bench.synthetic import write_synthetic_video
+    from ispan_cli.export.run import load_for_export
+    from ispan_cli.video.preprocess import PreprocessSpec
+
+    say = progress or (lambda _m: None)
+    _check(options)
+    if options.threads:
+        import torch
+
+        torch.set_num_threads(options.threads)
+    is_onnx_file = options.model is not None and options.model.lower().endswith(".onnx")
+    if is_onnx_file and "torch" in options.runtimes:
+        raise UsageError(
+            "--model is an .onnx file: only --runtime onnx can run it (torch needs the model "
+            "folder)"
+        )
+    with tempfile.TemporaryDirectory(prefix="ispan-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        if options.videos:
+            videos = [Path(v) for v in options.videos]
+            video_info = {"source": "given", "count": len(videos)}
+        else:
+            say(f"generating {options.count} videos ({options.seconds:g} s, 320x240, H.264)")
+            videos = [
+                write_synthetic_video(tmp / f"v{i:03d}.mp4", options.seconds, seed=i)
+                for i in range(options.count)
+            ]
+            video_info = {
+                "source": "generated",
+                "count": len(videos),
+                "seconds": options.seconds,
+                "size": "320x240",
+                "fps": 25,
+                "codec": "h264",
+            }
+        if is_onnx_file:
+            from ispan_cli.runtime.onnx import OnnxPredictor
+
+            probe = OnnxPredictor(options.model, device="cpu")
+            model, doc = None, probe.info.config
+            identity = {
+                "model_id": probe.info.model_id,
+                "source": "file",
+                "weights_sha256": probe.info.weights_sha256,
+                "revision": None,
+            }
+            del probe
+        else:
+            model, doc, identity = load_for_export(options.model)
+        spec = replace(PreprocessSpec.from_dict(doc["preprocessing"]), crops=1)
+        k = options.segments or int(doc["model"].get("num_segments", 8))
+        say(f"decoding and preprocessing {len(videos)} videos (K={k})")
+        clips, decode_ms, preprocess_ms = _decode(videos, k, spec, options.decoder)
+        result = BenchmarkResult(
+            model={
+                "id": identity["model_id"],
+                "source": identity["source"],
+                "arch": doc["model"].get("arch"),
+                "backbone": doc["model"].get("backbone"),
+            },
+            videos=video_info,
+            segments=k,
+            batch_size=options.batch_size,
+            input_size=spec.crop,
+            decode_ms=decode_ms,
+            preprocess_ms=preprocess_ms,
+            machine=_machine(options.device, options.threads),
+        )
+        onnx_path = Path(options.model) if is_onnx_file else None
+        predictors = {}
+        for runtime in options.runtimes:
+            say(f"loading {runtime}, classifying end to end")
+            if runtime != "torch" and onnx_path is None:
+                onnx_path = _export(model, doc, identity, tmp, say)
+            predictors[runtime], run = _load_and_run(
+                runtime, model, identity, spec, onnx_path, clips, videos, options, tmp, say
+            )
+            result.runtimes.append(run)
+        say("timing the model alone, runtimes taking turns")
+        medians, outputs = _time_interleaved(predictors, clips, options.batch_size)
+        for run in result.runtimes:
+            run.model_ms = medians[run.runtime] * 1e3
+            run.model_videos_per_s = 1 / medians[run.runtime]
+            reference = "onnx" if run.runtime == "onnx-int8" else "torch"
+            if run.runtime != reference and reference in outputs:
+                ref, probs = outputs[reference], outputs[run.runtime]
+                run.reference = reference
+                run.top1_agreement = float((ref.argmax(-1) == probs.argmax(-1)).mean())
+                run.max_abs_prob_diff = float(np.abs(ref - probs).max())
+        del predictors
+        if options.visualize:
+            if model is None:
+                raise UsageError("--visualize needs a model folder or registry name, not .onnx")
+            say("timing visualize against classify")
+            result.visualize = _visualize_overhead(model, identity, spec, videos, options, tmp)
+    return result
+
+
+def _decode(videos, k: int, spec, decoder: str) -> tuple[list[np.ndarray], float, float]:
+    from ispan_cli.inference.pipeline import load_clip
+
+    clips, dec, pre = [], [], []
+    for video in videos:
+        clip = load_clip(str(video), k, spec, decoder)
+        clips.append(clip.data)
+        dec.append(clip.decode_ms)
+        pre.append(clip.preprocess_ms)
+    return clips, statistics.median(dec), statistics.median(pre)
+
+
+def _export(model, doc, identity, tmp: Path, say) -> Path:
+    from ispan_cli.export.graph import export_onnx, output_names
+    from ispan_cli.export.metadata import OnnxModelInfo
+
+    path = tmp / "model.onnx"
+    say("exporting to ONNX")
+    info = OnnxModelInfo(
+        config=doc,
+        outputs=output_names(model, False),
+        precision="fp32",
+        sampling={"method": "tsn-centre", "segments": model.config.num_segments},
+        opset=18,
+        **identity,
+    )
+    return export_onnx(model, path, info)
+
+
+def _int8_file(onnx_path: Path, clips, spec, options, tmp: Path, say) -> Path:
+    """Quantizes once, calibrated on generated clips other than the benchmark's."""
+    from ispan_cli.bench.synthetic import write_synthetic_video
+    from ispan_cli.export.quantize import load_clips, quantize_int8
+
+    int8_path = tmp / "model.int8.onnx"
+    if not int8_path.exists():
+        say(f"quantizing to int8 (calibration: {options.calibration_clips} other clips)")
+        cal = [
+            write_synthetic_video(tmp / f"cal{i:03d}.mp4", options.seconds, seed=500 + i)
+            for i in range(options.calibration_clips)
+        ]
+        quantize_int8(onnx_path, int8_path, load_clips(cal, clips[0].shape[1], spec))
+    return int8_path
+
+
+def _predictor(runtime, model, identity, spec, path, options):
+    if runtime == "torch":
+        from ispan_cli.runtime.device import resolve_device
+        from ispan_cli.runtime.predictor import ModelIdentity, TorchPredictor
+
+        ident = ModelIdentity(
+            identity["model_id"],
+            identity["revision"],
+            identity["weights_sha256"],
+            identity["source"],
+        )
+        return TorchPredictor(model, ident, spec, resolve_device(options.device), options.precision)
+    from ispan_cli.runtime.onnx import OnnxPredictor
+
+    return OnnxPredictor(path, device=options.device, threads=options.threads)
+
+
+def _load_and_run(runtime, model, identity, spec, onnx_path, clips, videos, options, tmp, say):
+    """Loads one runtime and runs the classify pipeline end to end, watching memory."""
+    from ispan_cli.inference.inputs import InputItem
+    from ispan_cli.inference.pipeline import ClassifyOptions, run_classify
+
+    path = onnx_path
+    if runtime == "onnx-int8":  # quantizing is preparation, not part of the runtime's memory
+        path = _int8_file(onnx_path, clips, spec, options, tmp, say)
+    with PeakMemory() as memory:
+        predictor = _predictor(runtime, model, identity, spec, path, options)
+        predictor.predict(clips[0][None])  # warm-up: allocations, kernel choice, TensorRT build
+        classify = ClassifyOptions(
+            segments=clips[0].shape[1],
+            crops=1,
+            topk=1,
+            decoder=options.decoder,
+            batch_size=options.batch_size,
+            workers=options.workers,
+        )
+        items = [InputItem(str(v)) for v in videos]
+        start = time.perf_counter()
+        records = list(run_classify(predictor, items, classify))
+        wall = time.perf_counter() - start
+    failed = [r for r in records if r["error"]]
+    note = getattr(predictor, "provider", "")
+    if failed:
+        note = f"{note}; {len(failed)} video(s) failed: {failed[0]['error']}"
+    return predictor, RuntimeResult(
+        runtime=runtime,
+        device=predictor.device,
+        precision=getattr(predictor, "precision", "fp32"),
+        end_to_end_videos_per_s=len(videos) / wall,
+        peak_rss_mb=memory.peak / 2**20,
+        added_rss_mb=(memory.peak - memory.start) / 2**20,
+        note=note,
+    )
+
+
+def _time_interleaved(predictors: dict, clips, batch_size: int, rounds: int = 2):
+    """Per runtime: median seconds per video of ``predict`` and the probabilities.
+
+    The runtimes take turns on each batch, so a change in background load hits all of them
+    alike and the ratios stay meaningful on a shared machine.
+    """
+    batches = [np.stack(clips[i : i + batch_size]) for i in range(0, len(clips), batch_size)]
+    times: dict[str, list[float]] = {name: [] for name in predictors}
+    probs: dict[str, list[np.ndarray]] = {name: [] for name in predictors}
+    for r in range(rounds):
+        for batch in batches:
+            for name, predictor in predictors.items():
+                start = time.perf_counter()
+                out = predictor.predict(batch)
+                times[name].append((time.perf_counter() - start) / len(batch))
+                if r == 0:
+                    probs[name].append(out)
+    medians = {name: statistics.median(t) for name, t in times.items()}
+    return medians, {name: np.concatenate(p) for name, p in probs.items()}
+
+
+def _visualize_overhead(model, identity, spec, videos, options, tmp: Path) -> dict:
+    """Seconds per video of classify (one video, serial) and of visualize, torch runtime."""
+    from ispan_cli.inference.inputs import InputItem
+    from ispan_cli.inference.pipeline import ClassifyOptions, run_classify
+    from ispan_cli.runtime.device import resolve_device
+    from ispan_cli.runtime.predictor import ModelIdentity, TorchPredictor
+    from ispan_cli.viz.run import VisualizeOptions, run_visualize
+    from ispan_cli.viz.runner import torch_runner
+
+    device = resolve_device(options.device)
+    ident = ModelIdentity(
+        identity["model_id"], identity["revision"], identity["weights_sha256"], identity["source"]
+    )
+    predictor = TorchPredictor(model, ident, spec, device)
+    runner = torch_runner(model, ident, spec, device)
+    k = options.segments or model.config.num_segments
+    classify = ClassifyOptions(
+        segments=k, crops=1, topk=5, decoder=options.decoder, batch_size=1, workers=0
+    )
+    list(run_classify(predictor, [InputItem(str(videos[0]))], classify))  # warm-up
+    c_times, v_times = [], []
+    for n, video in enumerate(videos):
+        start = time.perf_counter()
+        list(run_classify(predictor, [InputItem(str(video))], classify))
+        c_times.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        run_visualize(
+            runner,
+            VisualizeOptions(
+                video=Path(video), output=tmp / f"viz{n}.mp4", segments=k, decoder=options.decoder
+            ),
+        )
+        v_times.append(time.perf_counter() - start)
+    c, v = statistics.median(c_times), statistics.median(v_times)
+    return {
+        "classify_s": float(f"{c:.6g}"),
+        "visualize_s": float(f"{v:.6g}"),
+        "overhead": float(f"{v / c - 1:.6g}"),
+        "videos": len(videos),
+        "what": "one video at a time, torch, workers 0; visualize writes the MP4 (fused map)",
+    }

@@ -1,0 +1,145 @@
+"""The metadata that makes an exported ``.onnx`` file self-describing.
+
+Stored as ONNX ``metadata_props`` (string key/value pairs): the whole ``config.json`` document
+(labels, preprocessing, architecture), the sampling, where the weights came from and their
+sha256, the graph's outputs and its precision. Reading it needs only the ``onnx`` package (no
+torch), so the ONNX Runtime path never imports torch.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ispan_cli.errors import ISpanError
+
+FORMAT = "ispan-onnx"
+FORMAT_VERSION = 1
+INPUT_NAME = "clips"
+LOGITS = "logits"
+FUSED = "attention_fused"
+LEVEL_PREFIX = "attention_level_"
+PREFIX = "ispan."
+
+
+@dataclass(frozen=True)
+class OnnxModelInfo:
+    """What an exported file says about itself."""
+
+    config: dict[str, Any]  # the model folder's config.json document
+    model_id: str
+    revision: str | None
+    weights_sha256: str
+    source: str
+    outputs: tuple[str, ...]
+    precision: str  # fp32 | int8
+    sampling: dict[str, Any]
+    opset: int
+    extra: dict[str, Any] = field(default_factory=dict)  # e.g. the int8 agreement report
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return tuple(self.config["model"].get("labels") or ())
+
+    @property
+    def num_segments(self) -> int:
+        return int(self.config["model"].get("num_segments", 8))
+
+    @property
+    def with_attention(self) -> bool:
+        return FUSED in self.outputs
+
+    @property
+    def num_levels(self) -> int:
+        return sum(name.startswith(LEVEL_PREFIX) for name in self.outputs)
+
+    def to_props(self) -> dict[str, str]:
+        """The metadata_props entries (all strings; structured values as JSON)."""
+        from ispan_cli import __version__
+
+        return {
+            f"{PREFIX}format": FORMAT,
+            f"{PREFIX}format_version": str(FORMAT_VERSION),
+            f"{PREFIX}ispan_version": __version__,
+            f"{PREFIX}config": json.dumps(self.config, sort_keys=True),
+            f"{PREFIX}labels": json.dumps(list(self.labels)),
+            f"{PREFIX}preprocessing": json.dumps(self.config.get("preprocessing")),
+            f"{PREFIX}sampling": json.dumps(self.sampling),
+            f"{PREFIX}model_id": self.model_id,
+            f"{PREFIX}revision": self.revision or "",
+            f"{PREFIX}weights_sha256": self.weights_sha256,
+            f"{PREFIX}source": self.source,
+            f"{PREFIX}outputs": json.dumps(list(self.outputs)),
+            f"{PREFIX}precision": self.precision,
+            f"{PREFIX}opset": str(self.opset),
+            f"{PREFIX}extra": json.dumps(self.extra, sort_keys=True),
+        }
+
+    @classmethod
+    def from_props(cls, props: dict[str, str], where: str) -> OnnxModelInfo:
+        if props.get(f"{PREFIX}format") != FORMAT:
+            raise ISpanError(
+                f"{where} is an ONNX file but not one exported by `ispan export` (no ispan "
+                "metadata: labels and preprocessing are unknown); export it with "
+                "`ispan export --onnx`"
+            )
+        version = int(props.get(f"{PREFIX}format_version", "0"))
+        if version > FORMAT_VERSION:
+            raise ISpanError(
+                f"{where} has ispan ONNX format_version {version}, newer than this ispan "
+                f"understands ({FORMAT_VERSION}); upgrade ispan"
+            )
+        try:
+            return cls(
+                config=json.loads(props[f"{PREFIX}config"]),
+                model_id=props[f"{PREFIX}model_id"],
+                revision=props.get(f"{PREFIX}revision") or None,
+                weights_sha256=props[f"{PREFIX}weights_sha256"],
+                source=props.get(f"{PREFIX}source", ""),
+                outputs=tuple(json.loads(props[f"{PREFIX}outputs"])),
+                precision=props.get(f"{PREFIX}precision", "fp32"),
+                sampling=json.loads(props.get(f"{PREFIX}sampling", "{}")),
+                opset=int(props.get(f"{PREFIX}opset", "0")),
+                extra=json.loads(props.get(f"{PREFIX}extra", "{}")),
+            )
+        except (KeyError, ValueError) as exc:
+            raise ISpanError(
+                f"{where} has damaged ispan metadata ({type(exc).__name__}: {exc}); export it again"
+            ) from exc
+
+
+def write_props(model, info: OnnxModelInfo) -> None:
+    """Replaces the ispan entries of an ``onnx.ModelProto``'s metadata_props."""
+    keep = [p for p in model.metadata_props if not p.key.startswith(PREFIX)]
+    del model.metadata_props[:]
+    model.metadata_props.extend(keep)
+    for key, value in info.to_props().items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+
+
+def read_info(path: str | Path) -> OnnxModelInfo:
+    """The metadata of an exported file, reading the graph structure but not the weights."""
+    path = Path(path)
+    model = load_onnx(path, load_external_data=False)
+    return OnnxModelInfo.from_props({p.key: p.value for p in model.metadata_props}, str(path))
+
+
+def load_onnx(path: str | Path, load_external_data: bool = True):
+    """``onnx.load`` with a one-line error for missing, empty or corrupt files."""
+    import onnx
+
+    path = Path(path)
+    if not path.is_file():
+        raise ISpanError(f"ONNX file {path} does not exist")
+    if path.stat().st_size == 0:
+        raise ISpanError(f"{path} is empty (0 bytes); export it again with `ispan export --onnx`")
+    try:
+        return onnx.load(str(path), load_external_data=load_external_data)
+    except Exception as exc:  # protobuf DecodeError and friends: not a readable ONNX model
+        raise ISpanError(
+            f"{path} is not a readable ONNX model ({type(exc).__name__}: "
+            f"{' '.join(str(exc).split())[:200]}); export it again with `ispan export --onnx`"
+        ) from exc

@@ -1,0 +1,261 @@
+"""The export job: model -> verified ``.onnx`` (and optionally a calibrated int8 copy)."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from ispan_cli.errors import ISpanError, UsageError
+from ispan_cli.export.metadata import OnnxModelInfo
+from ispan_cli.export.quantize import Int8Report
+from ispan_cli.export.verify import PROB_TOLERANCE, VerifyReport
+
+Progress = Callable[[str], None]
+ONNX_FILE = "model.onnx"
+GENERATED_CALIBRATION = 16
+GENERATED_VALIDATION = 8
+GENERATED_VIDEO = "a generated video (3 s, 320x240, H.264)"
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    model: str | None = None
+    output: Path | None = None
+    opset: int = 18
+    with_attention: bool = False
+    verify: bool = True
+    verify_video: Path | None = None
+    int8: bool = False
+    calibration: Path | None = None
+    force: bool = False
+    decoder: str = "auto"
+    tolerance: float = PROB_TOLERANCE
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    path: Path
+    size_bytes: int
+    info: OnnxModelInfo
+    verify: VerifyReport | None
+    int8_path: Path | None
+    int8_size_bytes: int | None
+    int8: Int8Report | None
+    seconds: float
+
+    def to_dict(self) -> dict:
+        return {
+            "path": str(self.path),
+            "size_bytes": self.size_bytes,
+            "model": {
+                "id": self.info.model_id,
+                "revision": self.info.revision,
+                "weights_sha256": self.info.weights_sha256,
+                "source": self.info.source,
+            },
+            "outputs": list(self.info.outputs),
+            "opset": self.info.opset,
+            "verify": self.verify.to_dict() if self.verify else None,
+            "int8": (
+                {
+                    "path": str(self.int8_path),
+                    "size_bytes": self.int8_size_bytes,
+                    **self.int8.to_dict(),
+                }
+                if self.int8 and self.int8_path
+                else None
+            ),
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def output_paths(model_id: str, output: Path | None, int8: bool) -> tuple[Path, Path | None]:
+    """Where the fp32 file (and the int8 copy, ``<stem>.int8.onnx``) go.
+
+    No --output: ``<model name>.onnx`` in the current folder; a folder: ``DIR/model.onnx`` (so
+    the folder works as ``--model DIR --runtime onnx``).
+    """
+    if output is None:
+        path = Path(f"{Path(model_id.split('@')[0]).name}.onnx")
+    elif output.is_dir() or str(output).endswith(("/", "\\")):
+        path = output / ONNX_FILE
+    elif output.suffix.lower() != ".onnx":
+        raise UsageError(f"--output {output} must end in .onnx, or be a folder")
+    else:
+        path = output
+    return path, (path.with_name(path.stem + ".int8.onnx") if int8 else None)
+
+
+def load_for_export(spec: str | None):
+    """(model, config document, OnnxModelInfo fields) for a model folder, zoo name, Hub repo,
+    or a registry architecture name (random weights)."""
+    import torch
+
+    from ispan_cli.hub import resolve_model
+    from ispan_cli.nn import create_model, list_models, load_model, read_config
+    from ispan_cli.runtime.loading import DEFAULT_MODEL
+    from ispan_cli.video.preprocess import default_spec
+
+    spec = spec or DEFAULT_MODEL
+    try:  # a model folder, zoo name or Hub repo first: those have trained weights
+        resolved = resolve_model(spec)
+    except ISpanError:
+        if spec not in list_models():
+            raise
+        # an architecture name: random weights (seeded, so runs compare), for speed work only
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            model = create_model(spec).eval()
+        doc = {
+            "format": "ispan",
+            "model": model.config.to_dict(),
+            "preprocessing": default_spec(model.config).to_dict(),
+        }
+        identity = {"model_id": spec, "revision": None, "weights_sha256": "", "source": "registry"}
+        return model, doc, identity
+    config, doc = read_config(resolved.path)
+    model = load_model(resolved.path)
+    if "preprocessing" not in doc:
+        doc = {**doc, "preprocessing": default_spec(config).to_dict()}
+    return (
+        model,
+        doc,
+        {
+            "model_id": resolved.model_id,
+            "revision": resolved.revision,
+            "weights_sha256": resolved.sha256,
+            "source": resolved.source,
+        },
+    )
+
+
+def run_export(options: ExportOptions, progress: Progress | None = None) -> ExportResult:
+    """Exports, verifies (unless options.verify is False) and optionally quantizes."""
+    from ispan_cli.export.graph import export_onnx, output_names
+
+    say = progress or (lambda _message: None)
+    start = time.perf_counter()
+    if options.calibration is not None and not options.int8:
+        raise UsageError("--calibration needs --int8")
+    if options.verify_video is not None and not options.verify_video.is_file():
+        raise UsageError(f"--verify-video {options.verify_video} is not a file")
+    model, doc, identity = load_for_export(options.model)
+    path, int8_path = output_paths(identity["model_id"], options.output, options.int8)
+    existing = [p for p in (path, int8_path) if p is not None and p.exists()]
+    if existing and not options.force:
+        raise ISpanError(
+            f"{existing[0]} already exists; pass --force to overwrite it, or choose another "
+            "--output"
+        )
+    from ispan_cli.video.preprocess import PreprocessSpec
+
+    spec = PreprocessSpec.from_dict(doc["preprocessing"])
+    info = OnnxModelInfo(
+        config=doc,
+        outputs=output_names(model, options.with_attention),
+        precision="fp32",
+        sampling={"method": "tsn-centre", "segments": model.config.num_segments},
+        opset=options.opset,
+        **identity,
+    )
+    say(f"exporting {identity['model_id']} to {path} (opset {options.opset})")
+    export_onnx(model, path, info, options.opset)
+    report = None
+    with tempfile.TemporaryDirectory(prefix="ispan-export-") as tmp:
+        if options.verify:
+            video = options.verify_video or _generated(Path(tmp) / "verify.mp4", seed=7)
+            say(f"verifying against PyTorch on {options.verify_video or GENERATED_VIDEO}")
+            report = _verify(model, path, video, spec, options)
+            if options.verify_video is None:
+                report = replace(report, video=GENERATED_VIDEO)
+        int8_report = None
+        if options.int8 and int8_path is not None:
+            int8_report = _int8(path, int8_path, info, spec, options, Path(tmp), say)
+    return ExportResult(
+        path=path,
+        size_bytes=path.stat().st_size,
+        info=info,
+        verify=report,
+        int8_path=int8_path if int8_report else None,
+        int8_size_bytes=int8_path.stat().st_size if int8_report and int8_path else None,
+        int8=int8_report,
+        seconds=time.perf_counter() - start,
+    )
+
+
+def _verify(model, path: Path, video: Path, spec, options: ExportOptions) -> VerifyReport:
+    from ispan_cli.export.verify import verify_export
+
+    report = verify_export(model, path, video, spec, options.decoder, options.tolerance)
+    if not report.passed:
+        path.unlink(missing_ok=True)  # a file that fails verification must not be used
+        a = report.agreement
+        attention = (
+            f", attention maps differ by up to {a.max_abs_attention_diff:.2e}"
+            if a.max_abs_attention_diff is not None
+            else ""
+        )
+        raise ISpanError(
+            f"verification failed on {video}: probabilities differ by up to "
+            f"{a.max_abs_prob_diff:.2e} (allowed {options.tolerance:g}), top-1 agreement "
+            f"{a.top1_agreement:.0%}{attention}; {path} was removed. Rerun with --debug, or "
+            "report it with the model and the video"
+        )
+    return report
+
+
+def _int8(fp32: Path, int8: Path, info, spec, options: ExportOptions, tmp: Path, say) -> Int8Report:
+    import onnx
+
+    from ispan_cli.export.graph import save_atomic
+    from ispan_cli.export.metadata import write_props
+    from ispan_cli.export.quantize import (
+        find_videos,
+        int8_agreement,
+        load_clips,
+        quantize_int8,
+        split_calibration,
+    )
+
+    k = info.num_segments
+    if options.calibration is not None:
+        calibration, held_out = split_calibration(find_videos(options.calibration))
+        source = "held-out" if held_out else "calibration"
+        validation = held_out or calibration
+    else:
+        from ispan_cli.bench.synthetic import write_synthetic_video
+
+        say(
+            f"generating {GENERATED_CALIBRATION} calibration and {GENERATED_VALIDATION} "
+            "validation clips"
+        )
+        calibration = [
+            write_synthetic_video(tmp / f"cal{i:03d}.mp4", 3.0, seed=i)
+            for i in range(GENERATED_CALIBRATION)
+        ]
+        validation = [
+            write_synthetic_video(tmp / f"val{i:03d}.mp4", 3.0, seed=1000 + i)
+            for i in range(GENERATED_VALIDATION)
+        ]
+        source = "generated"
+    say(f"calibrating int8 on {len(calibration)} clip(s)")
+    cal_clips = load_clips(calibration, k, spec, options.decoder)
+    quantize_int8(fp32, int8, cal_clips)
+    say(f"comparing int8 with fp32 on {len(validation)} {source} clip(s)")
+    val_clips = load_clips(validation, k, spec, options.decoder)
+    agreement = int8_agreement(fp32, int8, val_clips)
+    report = Int8Report(len(cal_clips), len(val_clips), source, agreement)
+    proto = onnx.load(str(int8))
+    write_props(proto, replace(info, precision="int8", extra={"int8": report.to_dict()}))
+    onnx.checker.check_model(proto)
+    save_atomic(proto, int8)
+    return report
+
+
+def _generated(path: Path, seed: int) -> Path:
+    from ispan_cli.bench.synthetic import write_synthetic_video
+
+    return write_synthetic_video(path, seconds=3.0, seed=seed)

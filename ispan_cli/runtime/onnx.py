@@ -1,0 +1,285 @@
+"""ONNX Runtime predictor: runs an exported ``.onnx`` file behind the Predictor interface.
+
+Needs no torch: the file carries the labels, preprocessing and sampling in its metadata, and the
+clips come from the same :func:`ispan_cli.video.preprocess.preprocess` as the PyTorch path.
+
+Providers: onnxruntime-gpu lists the TensorRT and CUDA providers even where they cannot start and
+then silently falls back to the CPU, logging errors on stderr. So a provider counts as chosen
+only when a session really runs on it; the attempts happen with onnxruntime's C++ log silenced,
+and why a GPU provider did not start is kept in ``provider_note`` for the command to show.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ispan_cli.errors import ISpanError, UsageError
+from ispan_cli.export.metadata import FUSED, INPUT_NAME, LEVEL_PREFIX, LOGITS, OnnxModelInfo
+from ispan_cli.runtime.predictor import ModelIdentity, Predictor
+from ispan_cli.video.preprocess import PreprocessSpec, spec_from_config
+
+TRT = "TensorrtExecutionProvider"
+CUDA = "CUDAExecutionProvider"
+CPU = "CPUExecutionProvider"
+ONNX_FILE = "model.onnx"
+# TensorRT builds an engine per model and input shape the first time (minutes for a ResNet-50);
+# the cache makes that a one-off.
+TRT_CACHE_ENV = "ISPAN_TRT_CACHE"
+
+
+@dataclass(frozen=True)
+class ChosenProvider:
+    name: str  # the provider the session runs on
+    device: str  # "cpu" or "cuda:N"
+    note: str  # why faster providers were not used ("" when none was skipped)
+
+
+def parse_device(device: str) -> tuple[str, int | None]:
+    """``auto`` | ``cpu`` | ``cuda`` | ``cuda:N`` -> (kind, index)."""
+    spec = device.strip().lower()
+    if spec in ("auto", "cpu"):
+        return spec, None
+    if spec == "cuda":
+        return "cuda", 0
+    if spec.startswith("cuda:") and spec[5:].isdigit():
+        return "cuda", int(spec[5:])
+    raise UsageError(f"--device {device!r} is not one of auto, cpu, cuda, cuda:N")
+
+
+def create_session(path: str | Path, device: str = "auto", threads: int = 0):
+    """An InferenceSession on the best provider that really initialises for ``device``.
+
+    auto: TensorRT, then CUDA (device 0), then the CPU; cpu: the CPU only; cuda[:N]: TensorRT
+    or CUDA on device N, else a UsageError saying why neither started.
+    Returns (session, ChosenProvider).
+    """
+    import onnxruntime as ort
+
+    kind, index = parse_device(device)
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads:
+        options.intra_op_num_threads = threads
+    listed = set(ort.get_available_providers())
+    reasons: list[str] = []
+    if kind != "cpu":
+        gpu = index or 0
+        _preload_cuda_libraries(ort)
+        for name, provider_options in _gpu_candidates(gpu):
+            if name not in listed:
+                reasons.append(f"{name} is not in this onnxruntime build")
+                continue
+            session, why = _try_provider(ort, path, options, name, provider_options)
+            if session is not None:
+                note = "; ".join(reasons)
+                return session, ChosenProvider(name, f"cuda:{gpu} ({name})", note)
+            reasons.append(f"{name}: {why}")
+        if kind == "cuda":
+            raise UsageError(
+                f"--device {device}: no GPU provider of ONNX Runtime initialises "
+                f"({'; '.join(reasons)}); use --device cpu, and see `ispan doctor`"
+            )
+    session = _load_session(ort, path, options, [CPU])
+    return session, ChosenProvider(CPU, "cpu", "; ".join(reasons))
+
+
+def _gpu_candidates(gpu: int) -> list[tuple[str, dict]]:
+    cache = os.environ.get(TRT_CACHE_ENV) or str(Path.home() / ".cache" / "ispan" / "tensorrt")
+    trt = {
+        "device_id": gpu,
+        "trt_engine_cache_enable": True,
+        "trt_engine_cache_path": cache,
+        "trt_timing_cache_enable": True,
+        "trt_timing_cache_path": cache,
+    }
+    return [(TRT, trt), (CUDA, {"device_id": gpu})]
+
+
+def _preload_cuda_libraries(ort) -> None:
+    # onnxruntime-gpu can use the CUDA/cuDNN libraries that PyTorch's wheels installed; without
+    # this it only finds system-wide ones. Absent libraries are simply not preloaded.
+    from ispan_cli.diagnostics import _quiet
+
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is not None:
+        try:
+            with _quiet():
+                preload()
+        except Exception:  # nothing to preload here: the provider attempt reports the reason
+            pass
+
+
+def _try_provider(ort, path, options, name: str, provider_options: dict):
+    """(session, "") when a session really runs on ``name``; (None, reason) otherwise."""
+    from ispan_cli.diagnostics import _ort_reason, _quiet
+
+    captured: list[str] = []
+    try:
+        with _quiet(captured):
+            session = ort.InferenceSession(
+                str(path), sess_options=options, providers=[(name, provider_options), CPU]
+            )
+    except Exception as exc:
+        text = captured[0] if captured else ""
+        return None, _ort_reason(text) or " ".join(str(exc).split())[:200]
+    if session.get_providers()[0] != name:
+        text = captured[0] if captured else ""
+        return None, f"does not initialise ({_ort_reason(text) or 'no reason given'})"
+    return session, ""
+
+
+def _load_session(ort, path, options, providers):
+    try:
+        return ort.InferenceSession(str(path), sess_options=options, providers=providers)
+    except Exception as exc:
+        raise ISpanError(
+            f"{path} is not a readable ONNX model (ONNX Runtime: "
+            f"{' '.join(str(exc).split())[:200]}); export it again with `ispan export --onnx`"
+        ) from exc
+
+
+def _check_file(path: Path) -> None:
+    if not path.is_file():
+        raise ISpanError(f"ONNX file {path} does not exist")
+    if path.stat().st_size == 0:
+        raise ISpanError(f"{path} is empty (0 bytes); export it again with `ispan export --onnx`")
+
+
+def find_onnx_file(spec: str | None) -> tuple[Path, str, str, str | None]:
+    """``--model`` for the ONNX runtime -> (file, model id, source, Hub revision).
+
+    Accepts a ``.onnx`` file, or any model folder (local, zoo or Hub) holding ``model.onnx``.
+    """
+    from ispan_cli.runtime.loading import DEFAULT_MODEL
+
+    if spec is not None:
+        candidate = Path(spec).expanduser()
+        if candidate.suffix.lower() == ".onnx" or candidate.is_file():
+            if not candidate.is_file():
+                raise ISpanError(f"ONNX file {spec} does not exist")
+            return candidate, spec, "file", None
+        if candidate.is_dir() and (candidate / ONNX_FILE).is_file():
+            return candidate / ONNX_FILE, spec, "folder", None
+    from ispan_cli.hub import resolve_model
+
+    resolved = resolve_model(spec or DEFAULT_MODEL)
+    path = resolved.path / ONNX_FILE
+    if not path.is_file():
+        raise ISpanError(
+            f"model {resolved.model_id} has no {ONNX_FILE}; create one with `ispan export "
+            f"--onnx --model {spec or DEFAULT_MODEL} --output DIR/{ONNX_FILE}` and pass "
+            "--model DIR (or the .onnx file), or use --runtime torch"
+        )
+    return path, resolved.model_id, resolved.source, resolved.revision
+
+
+class OnnxPredictor(Predictor):
+    """Inference with ONNX Runtime on an exported file (fp32 or int8)."""
+
+    runtime = "onnx"
+
+    def __init__(
+        self,
+        path: str | Path,
+        identity: ModelIdentity | None = None,
+        device: str = "auto",
+        threads: int = 0,
+    ) -> None:
+        self.path = Path(path)
+        _check_file(self.path)
+        self.session, chosen = create_session(self.path, device, threads)
+        # the metadata through the session: the file is parsed once, and the onnx package is
+        # not needed at inference time
+        props = self.session.get_modelmeta().custom_metadata_map
+        self.info: OnnxModelInfo = OnnxModelInfo.from_props(dict(props), str(self.path))
+        self.provider = chosen.name
+        self.provider_note = chosen.note
+        self.device = chosen.device
+        self.precision = self.info.precision
+        self.labels = self.info.labels
+        self.num_segments = self.info.num_segments
+        self.preprocessing: PreprocessSpec = preprocessing_of(self.info)
+        if identity is None:
+            identity = ModelIdentity(str(self.path), None, sha256_file(self.path), "file")
+        self.identity = identity
+        inputs = self.session.get_inputs()
+        if len(inputs) != 1 or inputs[0].name != INPUT_NAME:
+            raise ISpanError(f"{self.path} does not take one input named {INPUT_NAME!r}")
+        self._outputs = [o.name for o in self.session.get_outputs()]
+        if self._outputs[0] != LOGITS:
+            raise ISpanError(f"{self.path}: its first output is not {LOGITS!r}")
+
+    @property
+    def with_attention(self) -> bool:
+        return FUSED in self._outputs
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        """(N, K, 3, S, S) float32 -> (N, num_classes) logits."""
+        return self.session.run([LOGITS], {INPUT_NAME: _contiguous(x)})[0]
+
+    def logits_with_attention(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, list]:
+        """(N, K, 3, S, S) -> logits, fused (N, d, K, h, w), per-level maps (same shape)."""
+        if not self.with_attention:
+            raise ISpanError(
+                f"{self.path} has no attention outputs; export it with `ispan export --onnx "
+                "--with-attention`"
+            )
+        levels = sorted(n for n in self._outputs if n.startswith(LEVEL_PREFIX))
+        levels.sort(key=lambda n: int(n[len(LEVEL_PREFIX) :]))
+        out = self.session.run([LOGITS, FUSED, *levels], {INPUT_NAME: _contiguous(x)})
+        return out[0], out[1], list(out[2:])
+
+    def predict(self, clips: np.ndarray) -> np.ndarray:
+        b, crops = clips.shape[:2]
+        x = clips.reshape(b * crops, *clips.shape[2:])  # (B, crops, K, 3, S, S) -> (B*crops, ...)
+        logits = self.logits(x).astype(np.float32).reshape(b, crops, -1).mean(1)
+        return softmax(logits)
+
+
+def preprocessing_of(info: OnnxModelInfo) -> PreprocessSpec:
+    """The file's recorded preprocessing, else the same default a model folder gets."""
+    from types import SimpleNamespace
+
+    # spec_from_config reads only input_size from the ModelConfig; building a real one would
+    # import ispan_cli.nn (torch), which the ONNX path must not need
+    size = SimpleNamespace(input_size=int(info.config["model"].get("input_size", 224)))
+    return spec_from_config(size, info.config)  # type: ignore[arg-type]
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row softmax in float32, stable for large logits."""
+    z = logits - logits.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    """Like ispan_cli.nn's, without importing torch."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_onnx_predictor(spec: str | None, device: str = "auto", precision: str = "fp32"):
+    """``--model`` (a .onnx file or a folder holding model.onnx) -> OnnxPredictor."""
+    if precision != "fp32":
+        raise UsageError(
+            f"--precision {precision} applies to --runtime torch; an ONNX file runs at the "
+            "precision it was exported with (fp32, or int8 from `ispan export --int8`)"
+        )
+    path, model_id, source, revision = find_onnx_file(spec)
+    identity = ModelIdentity(model_id, revision, sha256_file(path), source)
+    return OnnxPredictor(path, identity, device)
+
+
+def _contiguous(x: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(x, dtype=np.float32)

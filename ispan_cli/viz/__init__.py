@@ -1,0 +1,1 @@
+"""Attention visualisation: attention mass per input position, heatmap frames, npz, sheets."""

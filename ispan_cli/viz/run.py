@@ -1,0 +1,300 @@
+"""The visualize job: sample a video, run the model with attention, render, write the outputs.
+
+One view (the whole video's K segments, or one window) is held at a time, so long videos render
+window by window with bounded memory; the npz arrays are small (K*h*w floats per view).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from ispan_cli.errors import ISpanError, UsageError
+from ispan_cli.viz.maps import attention_mass
+from ispan_cli.viz.render import Caption, contact_sheet, crop_box, render_frame, thumbnail
+from ispan_cli.viz.runner import AttentionRunner
+
+SHEET_ROWS = 32  # at most this many views (windows) in the contact sheet, evenly spread
+
+
+@dataclass(frozen=True)
+class VisualizeOptions:
+    video: Path
+    output: Path | None = None  # default: ./<video stem>.attention.mp4
+    segments: int | None = None
+    level: str = "fused"  # fused | all | a pyramid level index
+    alpha: float = 0.5
+    colormap: str = "turbo"
+    topk: int = 3
+    fps: float = 2.0
+    short_side: int | None = 480  # cap on the rendered frames' short side; None: original size
+    maps_out: Path | None = None
+    png: Path | None = None
+    window: float | None = None
+    stride: float | None = None
+    decoder: str = "auto"
+
+
+@dataclass
+class View:
+    index: int
+    span: tuple[float, float] | None
+    frame_indices: list[int]
+    timestamps: list[float]
+    topk: list[dict]
+    share: list[float]
+
+
+@dataclass
+class VisualizeResult:
+    output: Path
+    codec: str
+    width: int
+    height: int
+    frames: int
+    fps: float
+    maps_out: Path | None
+    png: Path | None
+    crop_box: tuple[float, float, float, float]
+    views: list[View] = field(default_factory=list)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            "output": str(self.output),
+            "codec": self.codec,
+            "width": self.width,
+            "height": self.height,
+            "frames": self.frames,
+            "fps": self.fps,
+            "maps_out": str(self.maps_out) if self.maps_out else None,
+            "png": str(self.png) if self.png else None,
+            "crop_box": [round(v, 3) for v in self.crop_box],
+            "views": [vars(v) for v in self.views],
+            "timings_ms": {k: round(v, 3) for k, v in self.timings_ms.items()},
+        }
+
+
+def parse_level(level: str, pyramid: tuple[str, ...]) -> list[int | None]:
+    """``fused`` -> [None]; ``all`` -> [None, 0, 1, ...]; ``N`` -> [N] (None is the fused map)."""
+    value = level.strip().lower()
+    if value == "fused":
+        return [None]
+    if value == "all":
+        return [None, *range(len(pyramid))]
+    if value.isdigit() and int(value) < len(pyramid):
+        return [int(value)]
+    names = ", ".join(f"{j} ({name})" for j, name in enumerate(pyramid))
+    raise UsageError(f"--level {level!r} is not one of fused, all, {names}")
+
+
+def default_output(video: Path) -> Path:
+    return Path(f"{video.stem}.attention.mp4")
+
+
+def run_visualize(
+    runner: AttentionRunner,
+    options: VisualizeOptions,
+    progress: Callable[[int, int], None] | None = None,
+) -> VisualizeResult:
+    """Renders ``options.video``; ``progress(done, total)`` is called after each view."""
+    from ispan_cli.runtime.onnx import softmax
+    from ispan_cli.video.decoder import open_video
+    from ispan_cli.video.preprocess import preprocess, scaled_size
+    from ispan_cli.video.sampling import TSNSampler, WindowSampler
+    from ispan_cli.video.writer import VideoWriter
+
+    _check(options)
+    panels = parse_level(options.level, runner.pyramid)
+    titles = ["fused" if j is None else f"level {j} ({runner.pyramid[j]})" for j in panels]
+    k = options.segments or runner.num_segments
+    spec = replace(runner.preprocessing, crops=1)  # maps belong to one crop: the centre one
+    output = options.output or default_output(options.video)
+    timings = {"decode": 0.0, "preprocess": 0.0, "model": 0.0, "render": 0.0}
+    arrays: dict[str, list] = {}
+    sheet: list[list[np.ndarray]] = []
+    views: list[View] = []
+    with open_video(options.video, options.decoder) as reader:
+        info = reader.info()
+        if options.window is not None:
+            sampler = WindowSampler(options.window, options.stride or options.window, frames=k)
+        else:
+            sampler = TSNSampler(k)
+        sampling = sampler.sample(reader.frame_times(), info.duration)
+        box = crop_box(info.width, info.height, spec)
+        short = min(info.width, info.height)
+        display_short = min(options.short_side, short) if options.short_side else short
+        dw, dh = scaled_size(info.width, info.height, display_short)
+        box_d = tuple(
+            v * dw / info.width if i % 2 == 0 else v * dh / info.height for i, v in enumerate(box)
+        )
+        n_views = len(sampling.indices)
+        sheet_views = set(np.linspace(0, n_views - 1, min(n_views, SHEET_ROWS)).round().astype(int))
+        writer = VideoWriter(output, options.fps)
+        try:
+            for v, row in enumerate(sampling.indices):
+                t0 = time.perf_counter()
+                model_frames = _read(reader, row, spec.resize)
+                t1 = time.perf_counter()
+                x = preprocess(model_frames, spec)  # (1, K, 3, S, S)
+                t2 = time.perf_counter()
+                logits, fused, levels = runner.run(x)
+                t3 = time.perf_counter()
+                display = (
+                    model_frames
+                    if display_short == spec.resize
+                    else _read(reader, row, None if display_short == short else display_short)
+                )
+                t4 = time.perf_counter()
+                masses = [attention_mass(fused)[0], *(attention_mass(m)[0] for m in levels)]
+                probs = softmax(logits[:1])[0]
+                share = masses[0].sum(axis=(1, 2))
+                order = np.argsort(-probs, kind="stable")[: options.topk]
+                topk = [(runner.label(int(i)), float(probs[i])) for i in order]
+                span = tuple(float(s) for s in sampling.spans[v]) if options.window else None
+                chosen = [masses[0 if j is None else j + 1] for j in panels]
+                captions = [
+                    Caption(
+                        segment=s,
+                        segments=k,
+                        frame_index=int(row[s]),
+                        timestamp=float(sampling.timestamps[v][s]),
+                        share=share,
+                        topk=topk,
+                        titles=titles,
+                        window=f"window {v}: {span[0]:.1f}-{span[1]:.1f}s" if span else None,
+                    )
+                    for s in range(k)
+                ]
+                rendered = []
+                for frame in _render_view(display, chosen, box_d, captions, options):
+                    writer.write(frame)
+                    if v in sheet_views:  # small copies only: memory stays bounded
+                        rendered.append(thumbnail(frame))
+                if rendered:
+                    sheet.append(rendered)
+                t5 = time.perf_counter()
+                for name, dt in (
+                    ("decode", t1 - t0 + t4 - t3),
+                    ("preprocess", t2 - t1),
+                    ("model", t3 - t2),
+                    ("render", t5 - t4),
+                ):
+                    timings[name] += dt * 1e3
+                _collect(arrays, row, sampling.timestamps[v], box, masses, share, probs, logits[0])
+                views.append(
+                    View(
+                        index=v,
+                        span=span,
+                        frame_indices=[int(i) for i in row],
+                        timestamps=[round(float(t), 6) for t in sampling.timestamps[v]],
+                        topk=[
+                            {
+                                "rank": r + 1,
+                                "index": int(i),
+                                "label": runner.label(int(i)),
+                                "score": float(probs[i]),
+                            }
+                            for r, i in enumerate(order)
+                        ],
+                        share=[round(float(s), 6) for s in share],
+                    )
+                )
+                if progress:
+                    progress(v + 1, n_views)
+        except BaseException:
+            writer.__exit__(RuntimeError, None, None)
+            raise
+        t6 = time.perf_counter()
+        written = writer.close()
+        timings["render"] += (time.perf_counter() - t6) * 1e3
+    if options.maps_out is not None:
+        _save_npz(options.maps_out, arrays, runner, sampling, windowed=options.window is not None)
+    if options.png is not None:
+        _save_png(options.png, contact_sheet(sheet, per_line=4 if len(panels) == 1 else 2))
+    return VisualizeResult(
+        output=written.path,
+        codec=written.codec,
+        width=written.width,
+        height=written.height,
+        frames=written.frames,
+        fps=options.fps,
+        maps_out=options.maps_out,
+        png=options.png,
+        crop_box=box,
+        views=views,
+        timings_ms=timings,
+    )
+
+
+def _render_view(display, masses, box, captions, options: VisualizeOptions):
+    """Yields the rendered frames of one view; ``masses``: one (K, h, w) map per panel."""
+    for s, caption in enumerate(captions):
+        # each panel scaled by its clip-wide maximum, so colours compare across the K frames
+        heats = [m[s] / max(float(m.max()), 1e-12) for m in masses]
+        yield render_frame(display[s], heats, box, caption, options.alpha, options.colormap)
+
+
+def _check(options: VisualizeOptions) -> None:
+    if not 0.0 <= options.alpha <= 1.0:
+        raise UsageError(f"--alpha must be between 0 and 1, got {options.alpha}")
+    if options.window is None and options.stride is not None:
+        raise UsageError("--stride needs --window SECONDS")
+    if (options.window is not None and options.window <= 0) or (
+        options.stride is not None and options.stride <= 0
+    ):
+        raise UsageError("--window and --stride must be positive numbers of seconds")
+    if options.fps <= 0:
+        raise UsageError(f"--fps must be positive, got {options.fps}")
+    for path in (options.maps_out, options.png):
+        if path is not None and path.is_dir():
+            raise UsageError(f"{path} is a folder; give a file name")
+
+
+def _read(reader, row: np.ndarray, short_side: int | None) -> np.ndarray:
+    """The view's frames in sampling order; each distinct frame decoded once."""
+    unique = np.unique(row)
+    frames = reader.read(unique, short_side)
+    return frames[np.searchsorted(unique, row)]
+
+
+def _collect(arrays, row, timestamps, box, masses, share, probs, logits) -> None:
+    values = {
+        "frame_indices": np.asarray(row, np.int64),
+        "timestamps": np.asarray(timestamps, np.float64),
+        "crop_box": np.asarray(box, np.float64),
+        "fused": masses[0],
+        **{f"level_{j}": m for j, m in enumerate(masses[1:])},
+        "share": share.astype(np.float32),
+        "probs": probs.astype(np.float32),
+        "logits": np.asarray(logits, np.float32),
+    }
+    for key, value in values.items():
+        arrays.setdefault(key, []).append(value)
+
+
+def _save_npz(path: Path, arrays, runner: AttentionRunner, sampling, windowed: bool) -> None:
+    out = {k: (np.stack(v) if windowed else v[0]) for k, v in arrays.items()}
+    out["labels"] = np.asarray([runner.label(i) for i in range(out["probs"].shape[-1])])
+    out["pyramid"] = np.asarray(runner.pyramid)
+    if windowed:
+        out["window_spans"] = np.asarray(sampling.spans, np.float64)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with open(path, "wb") as f:  # a file object: numpy would otherwise append ".npz"
+            np.savez_compressed(f, **out)
+    except OSError as exc:
+        raise ISpanError(f"cannot write {path} ({exc.strerror})") from exc
+
+
+def _save_png(path: Path, image: np.ndarray) -> None:
+    import cv2
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ok = cv2.imwrite(str(path), np.ascontiguousarray(image[..., ::-1]))
+    if not ok:
+        raise ISpanError(f"cannot write {path}; use a .png name in a writable folder")

@@ -1,0 +1,106 @@
+"""`ispan export --int8`: a really quantized file, calibrated on real clips, with its report."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+from typer.testing import CliRunner
+
+from ispan_cli.app import app
+from ispan_cli.bench.synthetic import write_synthetic_video
+from ispan_cli.export.metadata import read_info
+from ispan_cli.runtime.onnx import OnnxPredictor, softmax
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def int8_export(tmp_path_factory):
+    root = tmp_path_factory.mktemp("int8")
+    calibration = root / "calibration"
+    videos = [
+        write_synthetic_video(calibration / f"c{i}.mp4", 1.0, 160, 128, seed=i) for i in range(5)
+    ]
+    out = root / "model.onnx"
+    result = runner.invoke(
+        app,
+        [
+            "export",
+            "--onnx",
+            "-o",
+            str(out),
+            "--int8",
+            "--calibration",
+            str(calibration),
+            "--format",
+            "json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    return {"report": json.loads(result.stdout), "fp32": out, "videos": videos}
+
+
+def test_int8_file_is_quantized_and_self_describing(int8_export):
+    report = int8_export["report"]["int8"]
+    path = int8_export["fp32"].with_name("model.int8.onnx")
+    assert report["path"] == str(path)
+    model = onnx.load(str(path))
+    ops = {node.op_type for node in model.graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    int8_weights = [t for t in model.graph.initializer if t.data_type == onnx.TensorProto.INT8]
+    assert len(int8_weights) >= 10  # every convolution's weights
+    assert path.stat().st_size < 0.5 * int8_export["fp32"].stat().st_size
+    info = read_info(path)
+    assert info.precision == "int8" and info.extra["int8"] == {
+        k: v for k, v in report.items() if k not in ("path", "size_bytes")
+    }
+    assert info.labels == read_info(int8_export["fp32"]).labels
+
+
+def test_agreement_report_matches_an_independent_run(int8_export):
+    report = int8_export["report"]["int8"]
+    # 5 videos: every 5th (the last) is held out, the other 4 calibrate
+    assert report["calibration_clips"] == 4 and report["validation_clips"] == 1
+    assert report["validation_source"] == "held-out"
+    fp32 = OnnxPredictor(int8_export["fp32"], device="cpu")
+    int8 = OnnxPredictor(int8_export["fp32"].with_name("model.int8.onnx"), device="cpu")
+    assert int8.precision == "int8"
+    from ispan_cli.inference.pipeline import load_clip
+
+    clip = load_clip(str(int8_export["videos"][4]), 8, fp32.preprocessing, "auto").data
+    a, b = softmax(fp32.logits(clip)), softmax(int8.logits(clip))
+    got = report["agreement"]
+    assert got["max_abs_prob_diff"] == pytest.approx(float(np.abs(a - b).max()), abs=1e-7)
+    assert got["top1_agreement"] == float(a.argmax() == b.argmax())
+    assert 0 < got["max_abs_logit_diff"] < 0.1  # quantized: close, but not bit-identical
+
+
+def test_int8_runs_in_classify(int8_export):
+    path = int8_export["fp32"].with_name("model.int8.onnx")
+    result = runner.invoke(
+        app,
+        [
+            "classify",
+            str(int8_export["videos"][0]),
+            "--runtime",
+            "onnx",
+            "--model",
+            str(path),
+            "-f",
+            "json",
+            "-q",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    (record,) = json.loads(result.stdout)
+    assert record["precision"] == "int8" and record["runtime"] == "onnx"
+
+
+def test_calibration_without_int8_is_a_usage_error(tmp_path):
+    result = runner.invoke(
+        app, ["export", "--onnx", "-o", str(tmp_path / "m.onnx"), "--calibration", str(tmp_path)]
+    )
+    assert result.exit_code == 2 and "--calibration needs --int8" in result.stderr
