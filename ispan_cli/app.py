@@ -100,13 +100,21 @@ def root(
 
 def _register() -> None:
     from ispan_cli.commands import benchmark, classify, doctor, frames, models, probe, visualize
+    from ispan_cli.commands import data as data_cmd
+    from ispan_cli.commands import evaluate as evaluate_cmd
     from ispan_cli.commands import export as export_cmd
+    from ispan_cli.commands import hub as hub_cmd
+    from ispan_cli.commands import train as train_cmd
 
     app.command("classify", no_args_is_help=True)(classify.classify)
     app.command("probe")(probe.probe)
     app.command("frames")(frames.frames)
     app.add_typer(models.app, name="models")
     app.command("doctor")(doctor.doctor)
+    app.command("train")(train_cmd.train)
+    app.command("evaluate", no_args_is_help=True)(evaluate_cmd.evaluate)
+    app.add_typer(data_cmd.app, name="data")
+    app.add_typer(hub_cmd.app, name="hub")
     app.command("export")(export_cmd.export)
     app.command("visualize", no_args_is_help=True)(visualize.visualize)
     app.command("benchmark")(benchmark.benchmark)

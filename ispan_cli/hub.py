@@ -405,3 +405,68 @@ def _status(exc: BaseException) -> int | None:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+@dataclass(frozen=True)
+class PushedModel:
+    """Where ``push_model`` put a model folder."""
+
+    repo_id: str
+    revision: str  # branch committed to
+    commit: str  # the new commit's hash
+    url: str
+    files: int
+
+
+def push_model(
+    folder: str | Path,
+    repo_id: str,
+    revision: str | None = None,
+    private: bool = False,
+    message: str | None = None,
+) -> PushedModel:
+    """Uploads a model folder (config.json, model.safetensors, README.md) to a Hub repo in one
+    commit, creating the repo (and the ``revision`` branch) if missing. Only those three files
+    go up: never pickles or stray files. The endpoint and token come from the environment
+    (``HF_ENDPOINT``, ``HF_TOKEN`` or ``hf auth login``), as for downloads."""
+    from huggingface_hub import CommitOperationAdd, HfApi
+    from huggingface_hub.errors import HfHubHTTPError
+
+    folder = Path(folder)
+    if parse_hub_spec(repo_id) is None or "@" in repo_id:
+        raise ISpanError(f"{repo_id!r} is not a Hub repo id; write org/name (and --revision)")
+    if not folder.is_dir():
+        raise ISpanError(f"{folder} is not a folder; give a model folder (config.json, ...)")
+    _check_ispan_config(folder / CONFIG_FILE, str(folder))
+    if not (folder / CARD_FILE).is_file():
+        raise ISpanError(f"{folder} has no {CARD_FILE}: every pushed model needs its model card")
+    from ispan_cli.nn import load_model
+
+    load_model(folder)  # refuses weights that do not match config.json, before anything goes up
+    settings = hub_settings()
+    if settings.offline:
+        raise ISpanError("HF_HUB_OFFLINE is set: unset it to push to the Hub")
+    api = HfApi(endpoint=settings.endpoint)
+    branch = revision or "main"
+    try:
+        api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+        if branch != "main":
+            api.create_branch(repo_id, branch=branch, exist_ok=True)
+        # exactly the three files, in one commit: never a stray file of the folder
+        ops = [
+            CommitOperationAdd(path_in_repo=n, path_or_fileobj=str(folder / n)) for n in HUB_FILES
+        ]
+        info = api.create_commit(
+            repo_id,
+            ops,
+            commit_message=message or f"Upload {folder.name} with ispan",
+            revision=branch,
+        )
+    except HfHubHTTPError as exc:
+        status = _status(exc)
+        hints = {401: "log in (hf auth login) or set HF_TOKEN", 403: "no write access to it"}
+        hint = hints.get(status or 0, "see the message")
+        raise ISpanError(f"push to {repo_id} failed: {_first_line(exc)} ({hint})") from exc
+    except OSError as exc:
+        raise ISpanError(f"cannot reach {settings.endpoint} to push ({exc})") from exc
+    return PushedModel(repo_id, branch, info.oid, info.commit_url, len(HUB_FILES))

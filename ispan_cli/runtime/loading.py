@@ -6,7 +6,7 @@ from ispan_cli.errors import UsageError
 from ispan_cli.runtime.predictor import ModelIdentity, Predictor
 
 # The model classify and `make demo` use without --model (a folder in models/).
-DEFAULT_MODEL = "istpan-tiny-placeholder"
+DEFAULT_MODEL = "istpan-tiny-synthetic"
 
 
 def load_predictor(

@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from ispan_cli.app import app
 from ispan_cli.nn.serialization import sha256_file
+from tests.export.conftest import MODEL
 from tests.inference.schema import check_record
 
 runner = CliRunner()
@@ -23,7 +24,7 @@ def _records(args: list[str]) -> list[dict]:
 def test_onnx_records_equal_torch_records(exported, export_videos):
     inputs = [str(p) for p in export_videos]
     common = ["--topk", "5", "--crops", "3"]
-    torch_records = _records([*inputs, *common])
+    torch_records = _records([*inputs, *common, "--model", MODEL])
     for model in (str(exported["plain"]), str(exported["folder"])):
         onnx_records = _records([*inputs, *common, "--runtime", "onnx", "--model", model])
         for t, o in zip(torch_records, onnx_records, strict=True):
@@ -41,7 +42,7 @@ def test_onnx_records_equal_torch_records(exported, export_videos):
 
 def test_onnx_timeline_equals_torch_timeline(exported, export_videos):
     args = [str(export_videos[1]), "--window", "1", "--stride", "0.5"]
-    t = _records(args)
+    t = _records([*args, "--model", MODEL])
     o = _records([*args, "--runtime", "onnx", "--model", str(exported["plain"])])
     assert [r["window"] for r in o] == [r["window"] for r in t] and len(t) >= 3
     for a, b in zip(t, o, strict=True):

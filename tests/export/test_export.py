@@ -20,7 +20,7 @@ from ispan_cli.nn import load_model, read_config
 from ispan_cli.nn.serialization import sha256_file
 from ispan_cli.runtime.onnx import CPU, OnnxPredictor
 from ispan_cli.video import TSNSampler, preprocess, sample_video, spec_from_config
-from tests.export.conftest import DEFAULT_DIR
+from tests.export.conftest import DEFAULT_DIR, MODEL
 
 runner = CliRunner()
 
@@ -46,7 +46,7 @@ def test_logits_match_pytorch_for_dynamic_batch_and_segments(exported, export_vi
         want = model(torch.from_numpy(x)).numpy()
     got = OnnxPredictor(exported["plain"], device="cpu").logits(x)
     assert got.shape == (batch, 5)
-    np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(got, want, atol=1e-4, rtol=1e-5)  # logits reach ~50
 
 
 @pytest.mark.parametrize(("batch", "k"), [(1, 3), (3, 8)])
@@ -57,7 +57,7 @@ def test_attention_outputs_match_forward_with_attention(exported, export_videos,
         logits, maps = load_model(DEFAULT_DIR).forward_with_attention(torch.from_numpy(x))
     predictor = OnnxPredictor(exported["attention"], device="cpu")
     got_logits, fused, levels = predictor.logits_with_attention(x)
-    np.testing.assert_allclose(got_logits, logits.numpy(), atol=1e-5, rtol=0)
+    np.testing.assert_allclose(got_logits, logits.numpy(), atol=1e-4, rtol=1e-5)
     assert fused.shape == (batch, 49, k, 7, 7)
     np.testing.assert_allclose(fused, maps.fused.numpy(), atol=1e-6, rtol=0)
     assert len(levels) == len(maps.levels) == 3
@@ -121,7 +121,7 @@ def test_verification_catches_a_model_that_differs(exported, export_videos):
 def test_export_refuses_to_overwrite_without_force(exported, tmp_path):
     target = tmp_path / "m.onnx"
     target.write_bytes(b"precious")
-    args = ["export", "--onnx", "--no-verify", "--output", str(target)]
+    args = ["export", "--onnx", "--model", MODEL, "--no-verify", "--output", str(target)]
     result = runner.invoke(app, args)
     assert result.exit_code == 1
     assert "already exists" in result.stderr and "--force" in result.stderr
@@ -134,7 +134,16 @@ def test_export_refuses_to_overwrite_without_force(exported, tmp_path):
 
 def test_export_command_reports_the_verification(tmp_path, export_videos):
     out = tmp_path / "cli.onnx"
-    args = ["export", "--onnx", "-o", str(out), "--verify-video", str(export_videos[0])]
+    args = [
+        "export",
+        "--onnx",
+        "--model",
+        MODEL,
+        "-o",
+        str(out),
+        "--verify-video",
+        str(export_videos[0]),
+    ]
     result = runner.invoke(app, [*args, "--format", "json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from ispan_cli.app import app
 from ispan_cli.nn import load_model, read_config
 from ispan_cli.video.preprocess import preprocess, spec_from_config
-from tests.export.conftest import DEFAULT_DIR
+from tests.export.conftest import DEFAULT_DIR, MODEL
 from tests.video.videogen import write_pattern_video
 
 runner = CliRunner()
@@ -33,6 +33,7 @@ def _decode_all(path) -> np.ndarray:
 
 
 def _visualize(*args) -> dict:
+    args = args if "--model" in args else ("--model", MODEL, *args)
     result = runner.invoke(app, ["visualize", *map(str, args), "--format", "json"])
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)

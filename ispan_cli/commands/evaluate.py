@@ -1,0 +1,134 @@
+"""``ispan evaluate``: protocol metrics of a model on a dataset's test split(s)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ispan_cli.commands.options import (
+    BatchSizeOpt,
+    Crops,
+    CropsOpt,
+    Decoder,
+    DecoderOpt,
+    DeviceOpt,
+    FormatOpt,
+    ModelOpt,
+    OutputFormat,
+    SegmentsOpt,
+    WorkersOpt,
+)
+from ispan_cli.commands.train import DatasetName
+from ispan_cli.errors import UsageError
+
+
+def evaluate(
+    dataset: Annotated[DatasetName, typer.Option("--dataset", help="Dataset to evaluate on.")],
+    model: ModelOpt = None,
+    data_root: Annotated[
+        str | None, typer.Option("--data-root", help="Folder holding the dataset.")
+    ] = None,
+    split: Annotated[
+        str, typer.Option("--split", help="1, 2, 3 or all (mean and std over the three).")
+    ] = "1",
+    segments: SegmentsOpt = None,
+    crops: CropsOpt = Crops.one,
+    batch_size: BatchSizeOpt = None,
+    device: DeviceOpt = "auto",
+    workers: WorkersOpt = 2,
+    decoder: DecoderOpt = Decoder.auto,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Folder for metrics.json, per_class.csv, confusion.csv/.png, video_scores.jsonl.",
+        ),
+    ] = None,
+    output_format: FormatOpt = OutputFormat.table,
+    synthetic_val: Annotated[
+        int, typer.Option("--synthetic-val", help="Synthetic test clips.", min=1)
+    ] = 200,
+) -> None:
+    """Video-level top-1/top-5 and mean class accuracy on the test videos of a split."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from ispan_cli.engine.evaluation import evaluate as run
+    from ispan_cli.runtime.loading import DEFAULT_MODEL
+
+    if split == "all":
+        splits = (1, 2, 3)
+    elif split in ("1", "2", "3"):
+        splits = (int(split),)
+    else:
+        raise UsageError(f"--split {split!r}: use 1, 2, 3 or all")
+    err = Console(stderr=True)
+    with Progress(console=err, transient=True) as bar:
+        tasks: dict[int, int] = {}
+
+        def progress(s: int, done: int, total: int) -> None:
+            if s not in tasks:
+                tasks[s] = bar.add_task(f"split {s}", total=total)
+            bar.update(tasks[s], completed=done)
+
+        report = run(
+            model or DEFAULT_MODEL,
+            dataset.value,
+            data_root,
+            splits,
+            segments,
+            int(crops.value),
+            batch_size or 4,
+            device,
+            workers,
+            decoder.value,
+            output,
+            (1, synthetic_val),
+            progress,
+        )
+    for s in report.splits:
+        for path, why in s.failed:
+            err.print(f"skipped {path}: {why}", highlight=False, markup=False)
+        if s.missing:
+            err.print(
+                f"split {s.split}: {len(s.missing)} listed videos are missing on disk",
+                highlight=False,
+            )
+    summary = report.summary()
+    if output_format == OutputFormat.json:
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    _table(summary)
+
+
+def _table(summary: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{summary['model']} on {summary['dataset']}: {summary['views']}")
+    for col in ("split", "videos", "top-1", "top-5", "mean class acc.", "skipped"):
+        table.add_column(col, justify="right")
+    for split, m in summary["splits"].items():
+        table.add_row(
+            split,
+            str(m["videos"]),
+            _pct(m["top1"]),
+            _pct(m["top5"]),
+            _pct(m["mean_class_accuracy"]),
+            str(m["skipped"]),
+        )
+    if "top1" in summary:
+        agg = [summary[k] for k in ("top1", "top5", "mean_class_accuracy")]
+        table.add_row(
+            "mean ± std", "", *(f"{_pct(a['mean'])} ± {100 * a['std']:.2f}" for a in agg), ""
+        )
+    Console().print(table)
+
+
+def _pct(v: float) -> str:
+    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.2f}%"

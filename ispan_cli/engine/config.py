@@ -1,0 +1,141 @@
+"""TrainConfig: every setting of a training run, with defaults from docs/paper.md's recipe.
+
+Precedence: defaults < ``--config FILE`` (TOML) < command-line options. The config is saved with
+each checkpoint and in the model folder, so a run can be resumed and reproduced from its output.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from ispan_cli.errors import UsageError
+
+SCHEDULES = ("cosine", "step", "constant")
+AMP = ("off", "bf16", "fp16")
+# Settings that may differ when a run is resumed: they do not change what was already computed.
+RESUMABLE_CHANGES = frozenset(
+    {"epochs", "workers", "output", "command", "resume", "device", "checkpoint_every", "eval_every"}
+)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """A training run. The defaults follow the TSN-style recipe of docs/paper.md for UCF101 and
+    HMDB51 fine-tuning from ImageNet (SGD momentum 0.9, weight decay 5e-4, dropout 0.8, partial
+    BN, cosine schedule, K=8, 224 crops with scale jitter, corner cropping and flips)."""
+
+    dataset: str = "ucf101"
+    data_root: str | None = None
+    split: int = 1
+    arch: str = "istpan_resnet50"
+    pretrained: str = "imagenet"
+    segments: int = 8
+    input_size: int | None = None  # None: the architecture's own
+    epochs: int = 50
+    batch_size: int = 32  # global: split across processes
+    lr: float = 0.001
+    schedule: str = "cosine"
+    lr_steps: tuple[float, ...] = (0.5, 0.75)  # step schedule: fractions of the run, x0.1 each
+    warmup_epochs: float = 0.0
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    dropout: float = 0.8
+    beta: float = 0.1
+    gamma: float = 0.1
+    interaction_loss: bool = True
+    diversity_loss: bool = True
+    partial_bn: bool | None = None  # None: on when fine-tuning pretrained weights
+    frozen_bn: bool = False  # every BN on running statistics: makes N processes equal to 1
+    flip: bool = True
+    precise_bn: int = 20  # batches to recompute BN statistics before evaluating; 0: off
+    amp: str = "off"
+    workers: int = 4
+    seed: int = 0
+    deterministic: bool = False
+    device: str = "auto"
+    decoder: str = "auto"
+    output: str = "runs/train"
+    eval_every: int = 1
+    checkpoint_every: int = 0  # steps between mid-epoch checkpoints; 0: end of each epoch only
+    synthetic_train: int = 1000
+    synthetic_val: int = 200
+    command: str = ""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.lr_steps, list):
+            object.__setattr__(self, "lr_steps", tuple(float(v) for v in self.lr_steps))
+        checks = [
+            (self.schedule in SCHEDULES, f"--schedule must be one of {', '.join(SCHEDULES)}"),
+            (self.amp in AMP, f"--amp must be one of {', '.join(AMP)}"),
+            (self.epochs >= 1, "--epochs must be at least 1"),
+            (self.batch_size >= 1, "--batch-size must be at least 1"),
+            (self.segments >= 1, "--segments must be at least 1"),
+            (self.lr > 0, "--lr must be positive"),
+            (self.weight_decay >= 0, "--weight-decay must be non-negative"),
+            (0 <= self.dropout < 1, "--dropout must be in [0, 1)"),
+            (self.workers >= 0, "--workers must be non-negative"),
+            (self.eval_every >= 1, "--eval-every must be at least 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UsageError(message)
+
+    @property
+    def use_partial_bn(self) -> bool:
+        if self.partial_bn is None:
+            return self.pretrained != "none"
+        return self.partial_bn
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["lr_steps"] = list(self.lr_steps)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        data = {k.replace("-", "_"): v for k, v in data.items()}
+        valid = [f.name for f in fields(cls)]
+        unknown = sorted(set(data) - set(valid))
+        if unknown:
+            raise UsageError(f"unknown training setting(s) {unknown}; valid: {', '.join(valid)}")
+        return cls(**data)
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return dataclasses.replace(self, **changes)
+
+
+def build_config(config_file: str | Path | None, overrides: dict[str, Any]) -> TrainConfig:
+    """Defaults, then the TOML file (flat keys, or a ``[train]`` table), then ``overrides``
+    (the options given on the command line; None values are ignored)."""
+    data: dict[str, Any] = {}
+    if config_file is not None:
+        data.update(read_toml(config_file))
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    return TrainConfig.from_dict(data)
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """The settings in a TOML file."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"--config {path} does not exist")
+    try:
+        doc = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"--config {path} is not valid TOML ({exc})") from exc
+    return dict(doc.get("train", doc))
+
+
+def config_changes(saved: TrainConfig, new: TrainConfig) -> list[str]:
+    """Settings that differ between a saved run and a resume request, excluding the ones a
+    resume may change."""
+    a, b = saved.to_dict(), new.to_dict()
+    return [f"{k}: {a[k]!r} -> {b[k]!r}" for k in a if k not in RESUMABLE_CHANGES and a[k] != b[k]]

@@ -1,0 +1,210 @@
+"""``evaluate``: a model folder on the test videos of one or all official splits, with the
+protocol metrics and the files people ask for (per-class CSV, confusion CSV/PNG, per-video
+scores for late fusion)."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ispan_cli.data import load_dataset
+from ispan_cli.data.clips import ClipSettings
+from ispan_cli.data.items import DatasetSplit
+from ispan_cli.engine.distributed import World
+from ispan_cli.engine.metrics import VideoMetrics, video_metrics
+from ispan_cli.engine.scoring import Scores, score_videos
+from ispan_cli.errors import ISpanError
+
+# Called with (split, videos done, videos in the split).
+Progress = Callable[[int, int, int], None]
+
+
+@dataclass(frozen=True)
+class SplitResult:
+    split: int
+    metrics: VideoMetrics
+    failed: tuple[tuple[str, str], ...]  # (video, why)
+    missing: tuple[str, ...]
+    folder: Path | None
+
+
+@dataclass(frozen=True)
+class EvalReport:
+    model: str
+    dataset: str
+    views: str
+    splits: tuple[SplitResult, ...]
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready: per-split metrics, and mean/std over splits when there are several."""
+        per = {
+            str(s.split): {**s.metrics.summary(), "skipped": len(s.failed) + len(s.missing)}
+            for s in self.splits
+        }
+        out: dict[str, Any] = {
+            "model": self.model,
+            "dataset": self.dataset,
+            "views": self.views,
+            "splits": per,
+        }
+        if len(self.splits) > 1:
+            for key in ("top1", "top5", "mean_class_accuracy"):
+                values = np.array([s.metrics.summary()[key] for s in self.splits], np.float64)
+                # population std over the three official splits, as papers report it
+                out[key] = {"mean": float(values.mean()), "std": float(values.std())}
+        return out
+
+
+def evaluate(
+    model_spec: str,
+    dataset: str,
+    data_root: str | None,
+    splits: tuple[int, ...],
+    segments: int | None = None,
+    crops: int = 1,
+    batch_size: int = 4,
+    device: str = "auto",
+    workers: int = 2,
+    decoder: str = "auto",
+    output: str | Path | None = None,
+    synthetic_sizes: tuple[int, int] = (1000, 200),
+    progress: Progress | None = None,
+) -> EvalReport:
+    """Scores the test videos of each split once and computes video-level metrics."""
+    from ispan_cli.hub import resolve_model
+    from ispan_cli.nn import load_model, read_config
+    from ispan_cli.runtime.device import resolve_device
+    from ispan_cli.video.preprocess import spec_from_config
+
+    resolved = resolve_model(model_spec)
+    config, doc = read_config(resolved.path)
+    torch_device = resolve_device(device)
+    model = load_model(resolved.path, device=str(torch_device))
+    spec = dataclasses.replace(spec_from_config(config, doc), crops=crops)
+    k = segments or config.num_segments
+    world = World(0, 1, 0, torch_device)
+    results = []
+    for split in splits:
+        data = load_dataset(dataset, data_root, split, synthetic_sizes)
+        if not data.test:
+            raise ISpanError(f"{dataset} split {split} has no test videos to evaluate")
+        columns = label_columns(config.labels, data.classes, resolved.model_id)
+        settings = ClipSettings(k, spec, False, decoder=decoder, synthetic_seed=split)
+
+        def report(done: int, total: int, split: int = split) -> None:
+            if progress:
+                progress(split, done, total)
+
+        scores = score_videos(model, data.test, settings, batch_size, world, workers, None, report)
+        logits = scores.logits[:, columns] if len(scores.logits) else scores.logits
+        metrics = video_metrics(logits, scores.labels, len(data.classes))
+        failed = tuple((data.test[i].path, msg) for i, msg in scores.failed)
+        folder = None
+        if output is not None:
+            folder = Path(output) / (f"split{split}" if len(splits) > 1 else "")
+            write_split_files(folder, data, scores, logits, metrics, failed)
+        results.append(SplitResult(split, metrics, failed, data.missing, folder))
+    views = f"K={k} TSN centre frames x {crops} crop(s), logits averaged over crops and segments"
+    report_ = EvalReport(resolved.display, dataset, views, tuple(results))
+    if output is not None:
+        Path(output).mkdir(parents=True, exist_ok=True)
+        (Path(output) / "metrics.json").write_text(json.dumps(report_.summary(), indent=2) + "\n")
+    return report_
+
+
+def label_columns(model_labels: tuple[str, ...], classes: tuple[str, ...], model: str) -> list[int]:
+    """For each dataset class, the model's logit column with that label (case-insensitive), so a
+    model whose label order differs from the dataset's is still scored right."""
+    if not model_labels:
+        raise ISpanError(f"{model} has no labels in config.json; it cannot be evaluated by name")
+    index = {name.lower(): i for i, name in enumerate(model_labels)}
+    absent = [c for c in classes if c.lower() not in index]
+    if absent:
+        raise ISpanError(
+            f"{model} does not know {len(absent)} of the dataset's {len(classes)} classes (e.g. "
+            f"{absent[:3]}); its labels are e.g. {list(model_labels[:3])}: evaluate a model "
+            "trained on this dataset"
+        )
+    return [index[c.lower()] for c in classes]
+
+
+def write_split_files(
+    folder: Path,
+    data: DatasetSplit,
+    scores: Scores,
+    logits: np.ndarray,
+    metrics: VideoMetrics,
+    failed: tuple[tuple[str, str], ...],
+) -> None:
+    """per_class.csv, confusion.csv, confusion.png, video_scores.jsonl, skipped.txt."""
+    folder.mkdir(parents=True, exist_ok=True)
+    classes = data.classes
+    with open(folder / "per_class.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["index", "class", "videos", "correct", "accuracy"])
+        for i, name in enumerate(classes):
+            acc = metrics.per_class[i]
+            w.writerow(
+                [
+                    i,
+                    name,
+                    int(metrics.counts[i]),
+                    int(metrics.confusion[i, i]),
+                    "" if math.isnan(acc) else f"{acc:.6f}",
+                ]
+            )
+    with open(folder / "confusion.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["true \\ predicted", *classes])
+        for i, name in enumerate(classes):
+            w.writerow([name, *metrics.confusion[i].tolist()])
+    with open(folder / "video_scores.jsonl", "w") as fh:
+        for row, item_index in enumerate(scores.indices):
+            item = data.test[item_index]
+            fh.write(
+                json.dumps(
+                    {
+                        "video": item.path,
+                        "label": classes[item.label],
+                        "label_index": item.label,
+                        "predicted": classes[int(logits[row].argmax())],
+                        "logits": [round(float(v), 6) for v in logits[row]],
+                    }
+                )
+                + "\n"
+            )
+    (folder / "skipped.txt").write_text(
+        "".join(f"{p}\t{m}\n" for p, m in failed) + "".join(f"{p}\tmissing\n" for p in data.missing)
+    )
+    plot_confusion(folder / "confusion.png", metrics.confusion, classes)
+
+
+def plot_confusion(path: Path, confusion: np.ndarray, classes: tuple[str, ...]) -> None:
+    """Row-normalised confusion matrix (each true class sums to 1)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(classes)
+    rows = confusion.sum(1, keepdims=True)
+    norm = np.divide(confusion, rows, out=np.zeros(confusion.shape, float), where=rows > 0)
+    side = min(max(4.0, 0.16 * n + 3), 22.0)
+    fig, ax = plt.subplots(figsize=(side, side))
+    im = ax.imshow(norm, vmin=0, vmax=1, cmap="Blues")
+    if n <= 60:
+        ax.set_xticks(range(n), classes, rotation=90, fontsize=max(4, 9 - n // 15))
+        ax.set_yticks(range(n), classes, fontsize=max(4, 9 - n // 15))
+    ax.set(xlabel="predicted", ylabel="true", title="confusion (row-normalised)")
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,66 @@
+"""The best model of a run as a model folder that classify, evaluate, export and visualize load:
+config.json (labels, preprocessing, sampling, metrics, training), model.safetensors, README.md."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from ispan_cli.data.items import DatasetSplit
+from ispan_cli.engine.config import TrainConfig
+from ispan_cli.engine.report import model_card
+from ispan_cli.video.preprocess import PreprocessSpec
+
+
+def export_best(
+    model,
+    folder: Path,
+    cfg: TrainConfig,
+    data: DatasetSplit,
+    spec: PreprocessSpec,
+    row: dict[str, Any],
+) -> Path:
+    """Writes the model folder (each file atomically) with the validation metrics of ``row``."""
+    from ispan_cli.nn import save_model
+
+    metrics = {
+        "dataset": cfg.dataset,
+        "split": cfg.split,
+        "subset": "validation",
+        "protocol": data.protocol,
+        "views": f"K={cfg.segments} TSN centre frames x 1 centre crop",
+        "epoch": row.get("epoch"),
+        "videos": row.get("val_videos", 0),
+        "top1": _num(row.get("val_top1")),
+        "top5": _num(row.get("val_top5")),
+        "mean_class_accuracy": _num(row.get("val_mean_class")),
+    }
+    extra = {
+        "preprocessing": spec.to_dict(),
+        "sampling": {"method": "tsn", "segments": cfg.segments, "test": "centre"},
+        "metrics": metrics,
+        "training": {**cfg.to_dict(), "data_root": cfg.data_root and str(cfg.data_root)},
+    }
+    was_training = model.training
+    save_model(model, folder, extra=extra)
+    model.train(was_training)
+    card = model_card(
+        folder.name if folder.name != "best" else f"{cfg.arch} ({cfg.dataset})",
+        cfg.arch,
+        data.classes,
+        cfg.command,
+        data.protocol,
+        metrics,
+        cfg.to_dict(),
+        synthetic=cfg.dataset == "synthetic",
+    )
+    tmp = folder / ".README.md.tmp"
+    tmp.write_text(card)
+    os.replace(tmp, folder / "README.md")
+    return folder
+
+
+def _num(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None

@@ -1,0 +1,459 @@
+"""The training loop: data, model, optimizer, DDP, checkpoints, evaluation and exports.
+
+One function, :func:`train`, runs in every process of a run (a single process, or each worker
+started by torchrun, SLURM or :func:`ispan_cli.engine.launch.launch_training`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from ispan_cli.data import load_dataset
+from ispan_cli.data.clips import ClipSettings, GlobalBatchSampler, VideoClips, collate
+from ispan_cli.engine import checkpoint as ckpt
+from ispan_cli.engine.config import TrainConfig, config_changes
+from ispan_cli.engine.distributed import World, all_reduce_sum, setup_world, teardown
+from ispan_cli.engine.events import Reporter, TrainEvent
+from ispan_cli.engine.export import export_best
+from ispan_cli.engine.metrics import video_metrics
+from ispan_cli.engine.optim import freeze_partial_bn, make_optimizer, make_scheduler
+from ispan_cli.engine.precise_bn import recompute_bn_stats
+from ispan_cli.engine.report import plot_curves, write_metrics
+from ispan_cli.engine.scoring import score_videos
+from ispan_cli.errors import ISpanError, UsageError
+from ispan_cli.video.preprocess import default_spec
+
+log = logging.getLogger("ispan.train")
+RUN_LOG = "train.log"
+CHECKPOINTS = "checkpoints"
+BEST_MODEL = "best"
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    output: Path
+    best_model: Path
+    best_top1: float
+    history: list[dict[str, Any]]
+    skipped_videos: int
+    resumed: bool
+
+
+def train(
+    cfg: TrainConfig, report: Reporter | None = None, resume: bool | None = None
+) -> TrainResult:
+    """Trains as ``cfg`` says, in this process's place of the process group (if any).
+
+    resume: None resumes automatically when ``cfg.output`` holds a run; True requires one;
+    False refuses to touch an existing run.
+    """
+    world = setup_world(cfg.device)
+    try:
+        return _Run(cfg, world, report if world.main else None, resume).run()
+    finally:
+        teardown()
+
+
+class _Run:
+    def __init__(
+        self, cfg: TrainConfig, world: World, report: Reporter | None, resume: bool | None
+    ) -> None:
+        self.cfg, self.world, self.report, self.resume = cfg, world, report, resume
+        self.out = Path(cfg.output)
+        self.last_path = self.out / CHECKPOINTS / ckpt.LAST
+        self.skipped: dict[str, str] = {}
+
+    # -- setup -----------------------------------------------------------------------------------
+    def run(self) -> TrainResult:
+        cfg, world = self.cfg, self.world
+        state = self._resume_state()
+        if world.main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            self._log_to_file()
+        _determinism(cfg)
+        torch.manual_seed(cfg.seed)
+        self.data = load_dataset(
+            cfg.dataset, cfg.data_root, cfg.split, (cfg.synthetic_train, cfg.synthetic_val)
+        )
+        for path in self.data.missing:
+            self._skip(path, "listed in the split files but not on disk")
+        overrides = {
+            "dropout": cfg.dropout,
+            "beta": cfg.beta,
+            "gamma": cfg.gamma,
+            "interaction_loss": cfg.interaction_loss,
+            "diversity_loss": cfg.diversity_loss,
+            "num_segments": cfg.segments,
+        }
+        if cfg.input_size:
+            overrides["input_size"] = cfg.input_size
+        from ispan_cli.nn import create_model
+
+        pretrained = "none" if state is not None else cfg.pretrained  # weights come from state
+        self.model = create_model(
+            cfg.arch, labels=self.data.classes, pretrained=pretrained, **overrides
+        )
+        self.spec = default_spec(self.model.config)
+        self.model.to(world.device)
+        if world.device.type == "cuda":
+            self.model.to(memory_format=torch.channels_last)
+        self._freeze_bn()  # also marks the frozen parameters for the optimizer
+        self.net = self.model
+        if world.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            if world.device.type == "cuda":  # one set of batch statistics across the GPUs
+                self.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+                self.net = self.model
+
+            ids = [world.device.index] if world.device.type == "cuda" else None
+            self.net = DistributedDataParallel(self.model, device_ids=ids)
+        settings = ClipSettings(
+            cfg.segments, self.spec, True, cfg.seed, cfg.decoder, cfg.flip, synthetic_seed=cfg.split
+        )
+        self.train_data = VideoClips(self.data.train, settings)
+        self.sampler = GlobalBatchSampler(
+            len(self.data.train), cfg.batch_size, world.rank, world.size, cfg.seed
+        )
+        self.steps = self.sampler.steps()
+        self.optimizer = make_optimizer(self.model, cfg)
+        self.scheduler = make_scheduler(self.optimizer, cfg, self.steps)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp == "fp16")
+        if cfg.amp == "fp16" and world.device.type != "cuda":
+            raise UsageError("--amp fp16 needs a GPU; use --amp bf16 or off on the CPU")
+        self.amp = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[cfg.amp]
+        self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
+        self.best = -math.inf
+        self.history: list[dict[str, Any]] = []
+        self.partial = _zero_sums()
+        if state is not None:
+            self._load(state)
+        return self._loop(resumed=state is not None)
+
+    def _resume_state(self) -> dict[str, Any] | None:
+        exists = self.last_path.is_file()
+        if self.resume is True and not exists:
+            raise UsageError(f"--resume: {self.out} holds no run ({self.last_path} is missing)")
+        if exists and self.resume is False:
+            raise UsageError(
+                f"{self.out} already holds a run; resume it (drop --no-resume) or choose another "
+                "--output"
+            )
+        if not exists:
+            return None
+        state = ckpt.load_state(self.last_path)
+        saved = TrainConfig.from_dict(state["config"])
+        changes = config_changes(saved, self.cfg)
+        if changes:
+            raise UsageError(
+                f"{self.out} holds a run with other settings ({'; '.join(changes)}); use the same "
+                "settings to resume it, or another --output"
+            )
+        return state
+
+    def _load(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        ckpt.set_rng_state(state["rng"])
+        self.epoch, self.step_in_epoch = state["epoch"], state["step_in_epoch"]
+        self.global_step, self.best = state["global_step"], state["best"]
+        self.history, self.partial = state["history"], state["partial"]
+        # the optimizer's state holds the lr of the step where it was saved; the scheduler (built
+        # for this run's length, which may be longer on resume) sets it from its position
+        last_lr = self.scheduler.get_last_lr()
+        for group, lr in zip(self.optimizer.param_groups, last_lr, strict=True):
+            group["lr"] = lr
+        self._message(
+            f"resumed from {self.last_path} at epoch {self.epoch + 1}, step "
+            f"{self.step_in_epoch}/{self.steps}"
+        )
+
+    # -- the loop --------------------------------------------------------------------------------
+    def _loop(self, resumed: bool) -> TrainResult:
+        cfg, world = self.cfg, self.world
+        self._emit(
+            "start",
+            data={
+                "epochs": cfg.epochs,
+                "steps": self.steps,
+                "start_epoch": self.epoch,
+                "start_step": self.step_in_epoch,
+                "world": world.size,
+                "device": str(world.device),
+                "train_videos": len(self.data.train),
+                "val_videos": len(self.data.test),
+                "resumed": resumed,
+            },
+        )
+        from torch.utils.data import DataLoader
+
+        while self.epoch < cfg.epochs:
+            epoch = self.epoch
+            self.sampler.set_epoch(epoch, self.step_in_epoch)
+            loader = DataLoader(
+                self.train_data,
+                batch_sampler=self.sampler,
+                num_workers=cfg.workers,
+                collate_fn=collate,
+                pin_memory=world.device.type == "cuda",
+                # the loader's own generator: creating an iterator must not consume the global
+                # RNG, or a resumed run would draw different dropout masks
+                generator=torch.Generator().manual_seed(cfg.seed + epoch),
+            )
+            self.net.train()
+            self._freeze_bn()
+            t_epoch = time.perf_counter()
+            wait = compute = 0.0
+            t0 = time.perf_counter()
+            for batch in loader:
+                t1 = time.perf_counter()
+                self._train_step(batch)
+                t2 = time.perf_counter()
+                wait += t1 - t0
+                compute += t2 - t1
+                t0 = t2
+                self.step_in_epoch += 1
+                self.global_step += 1
+                if cfg.checkpoint_every and self.global_step % cfg.checkpoint_every == 0:
+                    self._save_last()
+            row = self._end_epoch(epoch, time.perf_counter() - t_epoch, wait, compute)
+            self.epoch, self.step_in_epoch = epoch + 1, 0
+            self.partial = _zero_sums()
+            self.history.append(row)
+            if world.main:
+                write_metrics(self.out, self.history)
+            self._save_last()
+            if self.improved:
+                self._save_last(best=True)
+            self._emit("epoch", epoch=epoch, data=row)
+        if world.main:
+            plot_curves(self.out, self.history)
+            if not (self.out / BEST_MODEL / "model.safetensors").is_file():
+                self._export(self.history[-1] if self.history else {})
+        best = self.out / BEST_MODEL
+        self._emit("done", data={"best_model": str(best), "best_top1": self.best})
+        return TrainResult(self.out, best, self.best, self.history, len(self.skipped), resumed)
+
+    def _train_step(self, batch: dict[str, Any]) -> None:
+        device = self.world.device
+        for index, message in batch["failed"]:
+            self._skip(self.data.train[index].path, message)
+        clips = batch["clips"]
+        empty = clips is None
+        if empty:  # every video of this rank's share failed: a zero-weight step keeps DDP in step
+            s = self.spec.crop
+            clips = torch.zeros(1, self.cfg.segments, 3, s, s)
+            labels = torch.zeros(1, dtype=torch.long)
+        else:
+            labels = batch["labels"]
+        clips = clips.to(device, non_blocking=True)
+        labels = labels.to(device, non_blocking=True)
+        autocast = (
+            torch.autocast(device.type, dtype=self.amp) if self.amp is not None else nullcontext()
+        )
+        with autocast:
+            logits = self.net(clips)  # (B, K, 3, S, S) -> (B, C)
+            ce = F.cross_entropy(logits.float(), labels)
+            aux = self.model.auxiliary_loss().float()
+            loss = ce + aux
+        if empty:
+            loss = loss * 0.0
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        if not empty:
+            n = len(labels)
+            p = self.partial
+            p["loss"] += float(loss.detach()) * n
+            p["ce"] += float(ce.detach()) * n
+            p["aux"] += float(aux.detach()) * n
+            p["correct"] += float((logits.argmax(1) == labels).sum())
+            p["count"] += n
+            if self.report is not None:
+                self._emit(
+                    "step",
+                    step=self.step_in_epoch + 1,
+                    steps=self.steps,
+                    data={"loss": float(loss.detach()), "lr": self.scheduler.get_last_lr()[0]},
+                )
+
+    def _end_epoch(self, epoch: int, seconds: float, wait: float, compute: float) -> dict[str, Any]:
+        cfg = self.cfg
+        p = self.partial
+        totals = all_reduce_sum(
+            [p["loss"], p["ce"], p["aux"], p["correct"], p["count"]], self.world
+        )
+        count = max(totals[4], 1.0)
+        row: dict[str, Any] = {
+            "epoch": epoch + 1,
+            "step": self.global_step,
+            "lr": self.scheduler.get_last_lr()[0],
+            "train_loss": totals[0] / count,
+            "train_ce": totals[1] / count,
+            "train_aux": totals[2] / count,
+            "train_top1": totals[3] / count,
+            "train_clips": int(totals[4]),
+            "epoch_s": seconds,
+            "clips_per_s": totals[4] / seconds if seconds > 0 else float("nan"),
+            "data_wait_share": wait / (wait + compute) if wait + compute > 0 else float("nan"),
+        }
+        row.update(
+            val_videos=0, val_top1=float("nan"), val_top5=float("nan"), val_mean_class=float("nan")
+        )
+        last = epoch + 1 == cfg.epochs
+        if self.data.test and ((epoch + 1) % cfg.eval_every == 0 or last):
+            self._precise_bn(epoch)
+            row.update(self._evaluate(epoch))
+        row["skipped_videos"] = len(self.skipped)
+        top1 = row["val_top1"] if math.isfinite(row["val_top1"]) else None
+        self.improved = top1 is not None and top1 > self.best
+        if self.improved:
+            self.best = top1
+            if self.world.main:
+                self._export(row)
+        return row
+
+    def _precise_bn(self, epoch: int) -> None:
+        if not self.cfg.precise_bn:
+            return
+        from torch.utils.data import DataLoader
+
+        # a fixed set of training clips (the order of a far-away epoch), the same in every run
+        sampler = GlobalBatchSampler(
+            len(self.data.train),
+            self.cfg.batch_size,
+            self.world.rank,
+            self.world.size,
+            self.cfg.seed + 1,
+        )
+        sampler.set_epoch(epoch)
+        loader = DataLoader(
+            self.train_data,
+            batch_sampler=sampler,
+            num_workers=self.cfg.workers,
+            collate_fn=collate,
+            generator=torch.Generator().manual_seed(0),
+        )
+        limit = min(self.cfg.precise_bn, sampler.steps())
+
+        def batches():
+            for i, batch in enumerate(loader):
+                if i >= limit:
+                    break
+                if batch["clips"] is not None:
+                    yield batch["clips"].to(self.world.device)
+
+        self.net.train()
+        self._freeze_bn()
+        recompute_bn_stats(self.model, batches(), self.world)
+
+    def _evaluate(self, epoch: int) -> dict[str, Any]:
+        cfg = self.cfg
+        settings = ClipSettings(
+            cfg.segments, self.spec, False, cfg.seed, cfg.decoder, synthetic_seed=cfg.split
+        )
+        total = len(self.data.test)
+
+        def progress(done: int, mine: int) -> None:
+            self._emit("eval", epoch=epoch, step=done, steps=mine)
+
+        scores = score_videos(
+            self.model,
+            self.data.test,
+            settings,
+            max(cfg.batch_size // self.world.size, 1),
+            self.world,
+            cfg.workers,
+            self.amp,
+            progress,
+        )
+        for index, message in scores.failed:
+            self._skip(self.data.test[index].path, message)
+        m = video_metrics(scores.logits, scores.labels, len(self.data.classes))
+        if m.videos == 0 and total:
+            raise ISpanError(f"none of the {total} validation videos could be read; see {RUN_LOG}")
+        return {
+            "val_videos": m.videos,
+            "val_top1": m.top1,
+            "val_top5": m.top5,
+            "val_mean_class": m.mean_class,
+        }
+
+    def _freeze_bn(self) -> None:
+        if self.cfg.frozen_bn or self.cfg.use_partial_bn:
+            freeze_partial_bn(self.model, all_layers=self.cfg.frozen_bn)
+
+    # -- outputs ---------------------------------------------------------------------------------
+    def _export(self, row: dict[str, Any]) -> None:
+        export_best(self.model, self.out / BEST_MODEL, self.cfg, self.data, self.spec, row)
+
+    def _save_last(self, best: bool = False) -> None:
+        if not self.world.main:
+            return
+        state = {
+            "format": "ispan-train-state",
+            "config": self.cfg.to_dict(),
+            "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng": ckpt.rng_state(),
+            "epoch": self.epoch,
+            "step_in_epoch": self.step_in_epoch,
+            "global_step": self.global_step,
+            "best": self.best,
+            "history": self.history,
+            "partial": self.partial,
+        }
+        ckpt.save_state(state, self.out / CHECKPOINTS / (ckpt.BEST if best else ckpt.LAST))
+
+    def _skip(self, path: str, message: str) -> None:
+        if path in self.skipped:
+            return
+        self.skipped[path] = message
+        log.warning("skipped %s: %s", path, message)
+        self._message(f"skipped {path}: {message}")
+
+    def _message(self, text: str) -> None:
+        if self.world.main:
+            log.info(text)
+        self._emit("message", data={"text": text})
+
+    def _emit(self, kind: str, **fields: Any) -> None:
+        if self.report is not None:
+            self.report(TrainEvent(kind, **fields))  # type: ignore[arg-type]
+
+    def _log_to_file(self) -> None:
+        path = str((self.out / RUN_LOG).resolve())
+        if not any(getattr(h, "baseFilename", None) == path for h in log.handlers):
+            handler = logging.FileHandler(path)
+            handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+            log.addHandler(handler)
+            log.setLevel(logging.INFO)
+            log.propagate = False
+
+
+def _zero_sums() -> dict[str, float]:
+    return {"loss": 0.0, "ce": 0.0, "aux": 0.0, "correct": 0.0, "count": 0.0}
+
+
+def _determinism(cfg: TrainConfig) -> None:
+    if not cfg.deterministic:
+        return
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark = False

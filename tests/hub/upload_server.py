@@ -1,0 +1,128 @@
+"""The Hub's write API (create repo, create branch, preupload, commit) over real HTTP on
+127.0.0.1, committing into the git repos that olah serves.
+
+olah is read-only (it answers POST /api/repos/create with 405), so uploads are checked against
+this small server instead: the client is the real huggingface_hub, the protocol is the Hub's
+(JSON requests, NDJSON commits with base64 "regular" files), and the commit lands in a real git
+repository (olah's mirror folder), where the test reads the committed bytes back.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+
+def _git(repo: Path, *args: str) -> str:
+    who = ["-c", "user.name=hub", "-c", "user.email=hub@localhost"]
+    done = subprocess.run(
+        ["git", "-C", str(repo), *who, *args], capture_output=True, text=True, check=True
+    )
+    return done.stdout.strip()
+
+
+def make_app(mirrors: Path, endpoint: str, requests: list[str]) -> Starlette:
+    def repo_dir(org: str, name: str) -> Path:
+        return mirrors / "models" / org / name
+
+    async def create(request: Request) -> JSONResponse:
+        body = await request.json()
+        requests.append(f"create {body}")
+        org, name = body.get("organization"), body["name"]
+        if org is None and "/" in name:
+            org, name = name.split("/")
+        repo = repo_dir(org, name)
+        if repo.exists():
+            return JSONResponse(
+                {"error": "You already created this model repo", "url": f"{endpoint}/{org}/{name}"},
+                status_code=409,
+            )
+        repo.mkdir(parents=True)
+        _git(repo, "init", "-q", "-b", "main")
+        _git(repo, "commit", "-q", "--allow-empty", "-m", "initial commit")
+        return JSONResponse({"url": f"{endpoint}/{org}/{name}"})
+
+    async def branch(request: Request) -> JSONResponse:
+        p = request.path_params
+        requests.append(f"branch {p['branch']}")
+        _git(repo_dir(p["org"], p["name"]), "branch", p["branch"])
+        return JSONResponse({})
+
+    async def preupload(request: Request) -> JSONResponse:
+        body = await request.json()
+        files = [
+            {"path": f["path"], "uploadMode": "regular", "shouldIgnore": False}
+            for f in body["files"]
+        ]
+        return JSONResponse({"files": files})
+
+    async def commit(request: Request) -> JSONResponse:
+        p = request.path_params
+        repo = repo_dir(p["org"], p["name"])
+        lines = [json.loads(x) for x in (await request.body()).splitlines() if x.strip()]
+        header = next(x["value"] for x in lines if x["key"] == "header")
+        files = [x["value"] for x in lines if x["key"] == "file"]
+        requests.append(f"commit {p['revision']} {sorted(f['path'] for f in files)}")
+        _git(repo, "checkout", "-q", p["revision"])
+        for f in files:
+            (repo / f["path"]).write_bytes(base64.b64decode(f["content"]))
+        _git(repo, "add", "-A")
+        _git(repo, "commit", "-q", "-m", header["summary"])
+        oid = _git(repo, "rev-parse", "HEAD")
+        _git(repo, "checkout", "-q", "main")
+        url = f"{endpoint}/{p['org']}/{p['name']}/commit/{oid}"
+        return JSONResponse({"commitUrl": url, "commitOid": oid, "pullRequestUrl": None})
+
+    async def validate_yaml(request: Request) -> JSONResponse:
+        body = await request.json()
+        requests.append("validate-yaml")
+        ok = body["content"].startswith("---\n")  # the card's metadata block
+        return JSONResponse({"warnings": [] if ok else [{"message": "empty metadata"}]})
+
+    base = "/api/models/{org}/{name}"
+    return Starlette(
+        routes=[
+            Route("/api/repos/create", create, methods=["POST"]),
+            Route("/api/validate-yaml", validate_yaml, methods=["POST"]),
+            Route(base + "/branch/{branch:path}", branch, methods=["POST"]),
+            Route(base + "/preupload/{revision:path}", preupload, methods=["POST"]),
+            Route(base + "/commit/{revision:path}", commit, methods=["POST"]),
+        ]
+    )
+
+
+class UploadServer:
+    """Runs the app with uvicorn in a thread; ``requests`` records what was asked."""
+
+    def __init__(self, mirrors: Path, port: int) -> None:
+        self.endpoint = f"http://127.0.0.1:{port}"
+        self.requests: list[str] = []
+        config = uvicorn.Config(
+            make_app(mirrors, self.endpoint, self.requests),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> UploadServer:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
