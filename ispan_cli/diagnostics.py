@@ -136,7 +136,7 @@ def _versions() -> list[Check]:
 def _module_version(module: str, required: bool) -> Check:
     display = "opencv" if module == "cv2" else module
     try:
-        with _quiet():
+        with quiet_native_output():
             mod = importlib.import_module(module)
     except Exception as exc:
         return Check("versions", display, False, required, f"not importable: {_one_line(exc)}")
@@ -196,7 +196,7 @@ def _decoders(tmp: Path) -> list[Check]:
 
 def _decode_check(name: str, required: bool, read: Callable, how: str) -> Check:
     try:
-        with _quiet():
+        with quiet_native_output():
             frame, backend = read()
     except Exception as exc:
         return Check("decoders", name, False, required, f"cannot decode: {_one_line(exc)}")
@@ -331,7 +331,7 @@ def _why_no_cuda(torch) -> str:
 
 def _onnxruntime_providers() -> tuple[list[Check], list[str]]:
     try:
-        with _quiet():
+        with quiet_native_output():
             import onnxruntime as ort
     except Exception as exc:
         detail = f"onnxruntime not importable: {_one_line(exc)}"
@@ -381,17 +381,17 @@ def _provider_check(ort, model: bytes, provider: str) -> Check:
     options.log_severity_level = 3  # errors only; what it says is captured below
     captured: list[str] = []
     try:
-        with _quiet(captured):
+        with quiet_native_output(captured):
             session = ort.InferenceSession(model, sess_options=options, providers=[provider])
             used = session.get_providers()
             x = np.arange(4, dtype=np.float32).reshape(1, 4)
             (y,) = session.run(None, {"x": x})
     except Exception as exc:
-        reason = _ort_reason(captured[0] if captured else "") or _one_line(exc)
+        reason = ort_failure_reason(captured[0] if captured else "") or _one_line(exc)
         return Check("onnxruntime", provider, False, required, f"listed, fails: {reason}{note}")
     if not used or used[0] != provider:
         # onnxruntime falls back to the CPU when a provider cannot start; it only says so on stderr
-        reason = _ort_reason(captured[0] if captured else "") or "no reason given"
+        reason = ort_failure_reason(captured[0] if captured else "") or "no reason given"
         return Check(
             "onnxruntime",
             provider,
@@ -407,7 +407,7 @@ def _provider_check(ort, model: bytes, provider: str) -> Check:
     return Check("onnxruntime", provider, True, required, "a session initialises and runs on it")
 
 
-def _ort_reason(text: str) -> str:
+def ort_failure_reason(text: str) -> str:
     """What onnxruntime's log says about why a provider did not start, in one short line."""
     text = _ANSI.sub("", text)
     library = re.search(r"with error: ([^\n]+)", text)  # the shared library that failed to load
@@ -451,7 +451,7 @@ def _one_line(exc: BaseException) -> str:
 
 
 @contextlib.contextmanager
-def _quiet(sink: list[str] | None = None) -> Iterator[None]:
+def quiet_native_output(sink: list[str] | None = None) -> Iterator[None]:
     """Keeps what libraries print (C++ logs on fd 2, Python prints) off the terminal.
 
     The text is appended to ``sink`` as one string when given. Redirects the file descriptors,

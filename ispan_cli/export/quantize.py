@@ -114,9 +114,10 @@ def quantize_int8(fp32_path: Path, int8_path: Path, clips: Sequence[np.ndarray])
         prepared = Path(tmp) / "prepared.onnx"
         quantized = Path(tmp) / "int8.onnx"
         try:
-            from ispan_cli.diagnostics import _quiet
+            from ispan_cli.diagnostics import quiet_native_output
 
-            with _quiet():  # the tools log per-node progress and hints on stdout/stderr
+            # the tools log per-node progress and hints on stdout/stderr
+            with quiet_native_output():
                 quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
                 quantize_static(
                     str(prepared),

@@ -103,12 +103,12 @@ def _gpu_candidates(gpu: int) -> list[tuple[str, dict]]:
 def _preload_cuda_libraries(ort) -> None:
     # onnxruntime-gpu can use the CUDA/cuDNN libraries that PyTorch's wheels installed; without
     # this it only finds system-wide ones. Absent libraries are simply not preloaded.
-    from ispan_cli.diagnostics import _quiet
+    from ispan_cli.diagnostics import quiet_native_output
 
     preload = getattr(ort, "preload_dlls", None)
     if preload is not None:
         try:
-            with _quiet():
+            with quiet_native_output():
                 preload()
         except Exception:  # nothing to preload here: the provider attempt reports the reason
             pass
@@ -116,20 +116,20 @@ def _preload_cuda_libraries(ort) -> None:
 
 def _try_provider(ort, path, options, name: str, provider_options: dict):
     """(session, "") when a session really runs on ``name``; (None, reason) otherwise."""
-    from ispan_cli.diagnostics import _ort_reason, _quiet
+    from ispan_cli.diagnostics import ort_failure_reason, quiet_native_output
 
     captured: list[str] = []
     try:
-        with _quiet(captured):
+        with quiet_native_output(captured):
             session = ort.InferenceSession(
                 str(path), sess_options=options, providers=[(name, provider_options), CPU]
             )
     except Exception as exc:
         text = captured[0] if captured else ""
-        return None, _ort_reason(text) or " ".join(str(exc).split())[:200]
+        return None, ort_failure_reason(text) or " ".join(str(exc).split())[:200]
     if session.get_providers()[0] != name:
         text = captured[0] if captured else ""
-        return None, f"does not initialise ({_ort_reason(text) or 'no reason given'})"
+        return None, f"does not initialise ({ort_failure_reason(text) or 'no reason given'})"
     return session, ""
 
 
