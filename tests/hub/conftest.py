@@ -33,6 +33,11 @@ class HubServer:
     commits: dict[str, str] = field(default_factory=dict)  # "tiny@v1" -> commit hash
     models: dict[str, torch.nn.Module] = field(default_factory=dict)  # "tiny@v1" -> saved model
 
+    @property
+    def mirrors(self) -> Path:
+        """The folder of the git repos olah serves (``models/<org>/<name>``)."""
+        return self.log.parent / "mirrors"
+
     def clean_env(self, home: Path, **extra: str) -> dict[str, str]:
         """Environment for a subprocess: this server, a private HF_HOME, no proxy, no token."""
         env = {

@@ -5,6 +5,11 @@ olah is read-only (it answers POST /api/repos/create with 405), so uploads are c
 this small server instead: the client is the real huggingface_hub, the protocol is the Hub's
 (JSON requests, NDJSON commits with base64 "regular" files), and the commit lands in a real git
 repository (olah's mirror folder), where the test reads the committed bytes back.
+
+olah opens a mirror's git repository afresh on every request, so a commit made here (in a new
+repo or a new branch, while olah runs) can be pulled straight back through olah: the round trip
+of tests/hub/test_push.py. Every file goes up as "regular" (base64 inside the commit); the Hub
+would take model.safetensors through LFS/Xet, which this server does not implement.
 """
 
 from __future__ import annotations
@@ -31,13 +36,42 @@ def _git(repo: Path, *args: str) -> str:
     return done.stdout.strip()
 
 
-def make_app(mirrors: Path, endpoint: str, requests: list[str]) -> Starlette:
+def _has_ref(repo: Path, ref: str) -> bool:
+    done = subprocess.run(
+        ["git", "-C", str(repo), "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"],
+        capture_output=True,
+    )
+    return done.returncode == 0
+
+
+def _error(message: str, status: int) -> JSONResponse:
+    # the Hub's error body: huggingface_hub shows "error" in its exception message
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def is_private(body: dict) -> bool:
+    """The visibility a create-repo request asks for, whatever the client's version spells:
+    recent huggingface_hub (2.x here) sends ``"visibility": "private"``, old ones (the 0.24
+    floor of pyproject.toml) ``"private": true``."""
+    if "visibility" in body:
+        return body["visibility"] == "private"
+    return bool(body.get("private"))
+
+
+def make_app(
+    mirrors: Path, endpoint: str, requests: list[str], created: list[dict] | None = None
+) -> Starlette:
+    """``requests``: one line per call; ``created``: each create-repo request's JSON body, with
+    ``"_private"`` (the visibility it asked for, see ``is_private``) added."""
+
     def repo_dir(org: str, name: str) -> Path:
         return mirrors / "models" / org / name
 
     async def create(request: Request) -> JSONResponse:
         body = await request.json()
         requests.append(f"create {body}")
+        if created is not None:
+            created.append({**body, "_private": is_private(body)})
         org, name = body.get("organization"), body["name"]
         if org is None and "/" in name:
             org, name = name.split("/")
@@ -55,7 +89,17 @@ def make_app(mirrors: Path, endpoint: str, requests: list[str]) -> Starlette:
     async def branch(request: Request) -> JSONResponse:
         p = request.path_params
         requests.append(f"branch {p['branch']}")
-        _git(repo_dir(p["org"], p["name"]), "branch", p["branch"])
+        repo = repo_dir(p["org"], p["name"])
+        if not repo.is_dir():
+            return _error("Repository not found", 404)
+        if _has_ref(repo, f"refs/heads/{p['branch']}"):
+            # as the Hub: 409, which create_branch(exist_ok=True) accepts
+            return _error("Reference already exists", 409)
+        body = await request.json() if await request.body() else {}
+        start = body.get("startingPoint") or "main"  # the Hub branches off the default branch
+        if not _has_ref(repo, start):
+            return _error(f"Invalid rev id: {start}", 404)
+        _git(repo, "branch", p["branch"], start)
         return JSONResponse({})
 
     async def preupload(request: Request) -> JSONResponse:
@@ -73,11 +117,17 @@ def make_app(mirrors: Path, endpoint: str, requests: list[str]) -> Starlette:
         header = next(x["value"] for x in lines if x["key"] == "header")
         files = [x["value"] for x in lines if x["key"] == "file"]
         requests.append(f"commit {p['revision']} {sorted(f['path'] for f in files)}")
+        if not repo.is_dir():
+            return _error("Repository not found", 404)
+        if not _has_ref(repo, f"refs/heads/{p['revision']}"):
+            return _error(f"Invalid rev id: {p['revision']}", 404)
         _git(repo, "checkout", "-q", p["revision"])
         for f in files:
             (repo / f["path"]).write_bytes(base64.b64decode(f["content"]))
         _git(repo, "add", "-A")
-        _git(repo, "commit", "-q", "-m", header["summary"])
+        # --allow-empty: a push of unchanged files still makes a commit (the client only skips
+        # unchanged files when preupload reports their "oid", which this server does not)
+        _git(repo, "commit", "-q", "--allow-empty", "-m", header["summary"])
         oid = _git(repo, "rev-parse", "HEAD")
         _git(repo, "checkout", "-q", "main")
         url = f"{endpoint}/{p['org']}/{p['name']}/commit/{oid}"
@@ -102,13 +152,15 @@ def make_app(mirrors: Path, endpoint: str, requests: list[str]) -> Starlette:
 
 
 class UploadServer:
-    """Runs the app with uvicorn in a thread; ``requests`` records what was asked."""
+    """Runs the app with uvicorn in a thread; ``requests`` records what was asked, ``created``
+    the create-repo requests' bodies."""
 
     def __init__(self, mirrors: Path, port: int) -> None:
         self.endpoint = f"http://127.0.0.1:{port}"
         self.requests: list[str] = []
+        self.created: list[dict] = []  # create-repo bodies, "_private" added (see make_app)
         config = uvicorn.Config(
-            make_app(mirrors, self.endpoint, self.requests),
+            make_app(mirrors, self.endpoint, self.requests, self.created),
             host="127.0.0.1",
             port=port,
             log_level="warning",
