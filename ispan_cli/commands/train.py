@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from ispan_cli.engine.config import ATTENTION_LR, ATTENTION_WARMUP
 from ispan_cli.errors import UsageError
 
 
@@ -123,6 +124,22 @@ def train(
     diversity_loss: Annotated[
         bool | None,
         _opt("--diversity-loss/--no-diversity-loss", help="Diversity loss on/off [default: on]."),
+    ] = None,
+    attention_warmup: Annotated[
+        float | None,
+        _opt(
+            "--attention-warmup",
+            help="Fraction of the run during which the attention layer stays at its near-uniform "
+            "start while the classifier learns; 0 trains it from the first step "
+            f"[default: {ATTENTION_WARMUP}].",
+        ),
+    ] = None,
+    attention_lr: Annotated[
+        float | None,
+        _opt(
+            "--attention-lr",
+            help=f"Learning-rate multiplier of the attention layer [default: {ATTENTION_LR:g}].",
+        ),
     ] = None,
     partial_bn: Annotated[
         bool | None,
@@ -258,6 +275,8 @@ def train(
         "gamma": gamma,
         "interaction_loss": interaction_loss,
         "diversity_loss": diversity_loss,
+        "attention_warmup": attention_warmup,
+        "attention_lr": attention_lr,
         "partial_bn": partial_bn,
         "frozen_bn": frozen_bn,
         "precise_bn": precise_bn,

@@ -17,6 +17,9 @@ from ispan_cli.errors import UsageError
 SCHEDULES = ("cosine", "step", "constant")
 AMP = ("off", "bf16", "fp16")
 # Settings that may differ when a run is resumed: they do not change what was already computed.
+# [ours] attention warm-up and learning-rate multiplier (see engine/optim.make_scheduler)
+ATTENTION_WARMUP = 0.0
+ATTENTION_LR = 1.0
 RESUMABLE_CHANGES = frozenset(
     {"epochs", "workers", "output", "command", "resume", "device", "checkpoint_every", "eval_every"}
 )
@@ -48,6 +51,8 @@ class TrainConfig:
     gamma: float = 0.1
     interaction_loss: bool = True
     diversity_loss: bool = True
+    attention_warmup: float = ATTENTION_WARMUP  # fraction of the run with the attention frozen
+    attention_lr: float = ATTENTION_LR  # multiplier of --lr for the attention layer
     partial_bn: bool | None = None  # None: on when fine-tuning pretrained weights
     frozen_bn: bool = False  # every BN on running statistics: makes N processes equal to 1
     flip: bool = True
@@ -77,6 +82,8 @@ class TrainConfig:
             (self.lr > 0, "--lr must be positive"),
             (self.weight_decay >= 0, "--weight-decay must be non-negative"),
             (0 <= self.dropout < 1, "--dropout must be in [0, 1)"),
+            (0 <= self.attention_warmup < 1, "--attention-warmup must be in [0, 1)"),
+            (self.attention_lr >= 0, "--attention-lr must be non-negative"),
             (self.workers >= 0, "--workers must be non-negative"),
             (self.eval_every >= 1, "--eval-every must be at least 1"),
         ]
