@@ -1,9 +1,34 @@
 """int8 static quantization with onnxruntime's tools, calibrated on real decoded clips.
 
-QDQ format with per-channel weights, the form ONNX Runtime's CPU kernels fuse into int8
-convolutions. Only convolutions and the classifier (Conv, Gemm, MatMul of the backbone) are
-quantized; the attention's softmax, normalisation and ``A X`` stay in float, because they are a
-negligible share of the time and the most sensitive to rounding.
+QDQ format, min/max calibration, per-channel int8 weights and uint8 activations: the form ONNX
+Runtime's CPU kernels fuse into int8 convolutions. Only convolutions run in int8. Each one's ReLU
+is folded into its output quantization (the quantizer is given Relu/Clip for that), so a
+convolution's output is rounded once on a uint8 range starting at 0, not first on its signed
+pre-activation range (about twice the step) and again after the ReLU.
+
+Kept in float, and why (figures: benchmarks/int8_quality.py and the int8 tests):
+
+- The classifier and the whole head after the backbone: attention scores, softmax, the rows'
+  L2 normalisation, ``A X``, pooling, the classifier. Together a negligible share of the time.
+  The classifier's input is the attention-pooled features, whose size depends on the clip, not
+  only on the backbone: the rows of ``A`` have unit L2 norm, so ``A X`` grows with how spread the
+  attention is (up to sqrt(P) times the features, P positions). Quantizing that input fixed its
+  range to the calibration clips'; on other clips it reached up to 4 times that range and was
+  clipped: the trained demo model, calibrated on synthetic-dataset clips, changed class on 10
+  of 16 generated texture clips (31% of a 32-clip mix; now 0).
+- The backbone's last convolutions, those no other convolution depends on: only float
+  operators read their output, so int8 there speeds nothing up downstream but puts 8-bit
+  rounding straight into the features the attention weighs (istpan_resnet50: 1 of 53
+  convolutions, about 1% of the work).
+
+The convolutions that read the model input get uint8 weights (zero point 128) rather than int8,
+so ONNX Runtime runs them with its u8 x u8 kernels. Its u8 x s8 kernels, on CPUs without VNNI,
+add pairs of products in saturating int16 (VPMADDUBSW); the input's mid-range zero point makes
+every pixel's code large, and on bright colours (the demo's yellow target, R and G both high)
+about 0.3% of the first convolution's pairs overflow, against a few per million at most in later
+layers (emulated; this multiplied the demo model's int8 logit error by 6). Keeping that
+convolution in float instead would cost about 15% of istpan_resnet50's int8 speed; uint8
+weights cost about 2%.
 """
 
 from __future__ import annotations
@@ -97,9 +122,92 @@ class _Reader:
         pass
 
 
+# Operator types handed to the quantizer. Relu and Clip are there so that it folds a
+# convolution's activation into the convolution's output quantization (see the module docstring);
+# they are not computed in int8 on their own.
+QUANTIZED_OPS = ("Conv", "Relu", "Clip")
+
+
+# Operators that only move or rescale values: a convolution reached from the model input through
+# these alone reads the input frames themselves (reshaped, or normalised as googlenet does). The
+# first input of a layout operator is its data; every input of the others is.
+_LAYOUT_OPS = frozenset(
+    {"Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Slice", "Gather"}
+)
+_ELEMENTWISE_OPS = frozenset({"Add", "Sub", "Mul", "Div", "Concat", "Cast"})
+
+
+def input_convolutions(model) -> list[str]:
+    """Names of the convolutions that read the model input (the normalised frames) through
+    layout and elementwise operators only: the backbone's first ones."""
+    producers = {out: node for node in model.graph.node for out in node.output}
+    constants = {tensor.name for tensor in model.graph.initializer}
+    inputs = {value.name for value in model.graph.input} - constants
+
+    def reads_input(tensor: str, seen: set[str]) -> bool:
+        if tensor in inputs:
+            return True
+        node = producers.get(tensor)
+        if node is None or tensor in seen:
+            return False
+        seen.add(tensor)
+        if node.op_type in _LAYOUT_OPS:
+            return reads_input(node.input[0], seen)
+        if node.op_type in _ELEMENTWISE_OPS:
+            return any(reads_input(name, seen) for name in node.input if name)
+        return False
+
+    return [
+        node.name
+        for node in model.graph.node
+        if node.op_type == "Conv" and reads_input(node.input[0], set())
+    ]
+
+
+def last_convolutions(model) -> list[str]:
+    """Names of the convolutions that no other convolution depends on: the backbone's last ones,
+    whose outputs are read only by float operators (attention, pooling, classifier)."""
+    consumers: dict[str, list[int]] = {}
+    nodes = list(model.graph.node)
+    for index, node in enumerate(nodes):
+        for name in node.input:
+            consumers.setdefault(name, []).append(index)
+    last = []
+    for node in nodes:
+        if node.op_type != "Conv":
+            continue
+        seen: set[int] = set()
+        stack = list(node.output)
+        feeds_conv = False
+        while stack and not feeds_conv:
+            for index in consumers.get(stack.pop(), ()):
+                if index in seen:
+                    continue
+                seen.add(index)
+                if nodes[index].op_type == "Conv":
+                    feeds_conv = True
+                    break
+                stack.extend(nodes[index].output)
+        if not feeds_conv:
+            last.append(node.name)
+    return last
+
+
+def _name_nodes(model) -> None:
+    """Gives unnamed nodes a unique name: the quantizer excludes nodes by name."""
+    taken = {node.name for node in model.graph.node}
+    for index, node in enumerate(model.graph.node):
+        if not node.name:
+            name = f"ispan_{node.op_type}_{index}"
+            while name in taken:
+                name += "_"
+            node.name = name
+            taken.add(name)
+
+
 def quantize_int8(fp32_path: Path, int8_path: Path, clips: Sequence[np.ndarray]) -> Path:
     """Writes the int8 model calibrated (min/max) on ``clips``; metadata is copied over with
-    the precision set to int8."""
+    the precision set to int8. What stays in float, and why: see the module docstring."""
     import tempfile
 
     import onnx
@@ -119,6 +227,18 @@ def quantize_int8(fp32_path: Path, int8_path: Path, clips: Sequence[np.ndarray])
             # the tools log per-node progress and hints on stdout/stderr
             with quiet_native_output():
                 quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
+                model = onnx.load(str(prepared))
+                _name_nodes(model)
+                onnx.save(model, str(prepared))
+                excluded = last_convolutions(model)
+                first = set(input_convolutions(model)) - set(excluded)
+                weights = {tensor.name for tensor in model.graph.initializer}
+                # uint8 weights (zero point 128): see the module docstring
+                unsigned = {
+                    node.input[1]: [{"axis": 0, "quant_type": QuantType.QUInt8, "symmetric": True}]
+                    for node in model.graph.node
+                    if node.name in first and node.input[1] in weights
+                }
                 quantize_static(
                     str(prepared),
                     str(quantized),
@@ -127,10 +247,15 @@ def quantize_int8(fp32_path: Path, int8_path: Path, clips: Sequence[np.ndarray])
                     per_channel=True,
                     activation_type=QuantType.QUInt8,
                     weight_type=QuantType.QInt8,
-                    op_types_to_quantize=["Conv", "Gemm"],
+                    op_types_to_quantize=list(QUANTIZED_OPS),
+                    nodes_to_exclude=excluded,
                     calibrate_method=CalibrationMethod.MinMax,
-                    extra_options={"CalibTensorRangeSymmetric": False},
+                    extra_options={
+                        "CalibTensorRangeSymmetric": False,
+                        "TensorQuantOverrides": unsigned,
+                    },
                 )
+                del model
         except ISpanError:
             raise
         except Exception as exc:

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from ispan_cli.app import app
 from ispan_cli.bench.synthetic import write_synthetic_video
 from ispan_cli.export.metadata import read_info
+from ispan_cli.export.quantize import last_convolutions
 from ispan_cli.runtime.onnx import OnnxPredictor, softmax
 
 runner = CliRunner()
@@ -55,8 +56,15 @@ def test_int8_file_is_quantized_and_self_describing(int8_export):
     ops = {node.op_type for node in model.graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
     int8_weights = [t for t in model.graph.initializer if t.data_type == onnx.TensorProto.INT8]
-    assert len(int8_weights) >= 10  # every convolution's weights
-    assert path.stat().st_size < 0.5 * int8_export["fp32"].stat().st_size
+    assert len(int8_weights) >= 10  # the convolutions' weights (and their zero points)
+    # 8-bit weights, except the last convolution's (about half of this tiny model's), kept float
+    assert path.stat().st_size < 0.75 * int8_export["fp32"].stat().st_size
+    float_convs = [
+        n.name
+        for n in model.graph.node
+        if n.op_type == "Conv" and not n.input[1].endswith("_DequantizeLinear_Output")
+    ]
+    assert float_convs == last_convolutions(model)
     info = read_info(path)
     assert info.precision == "int8" and info.extra["int8"] == {
         k: v for k, v in report.items() if k not in ("path", "size_bytes")
@@ -108,3 +116,38 @@ def test_calibration_without_int8_is_a_usage_error(tmp_path):
         app, ["export", "--onnx", "-o", str(tmp_path / "m.onnx"), "--calibration", str(tmp_path)]
     )
     assert result.exit_code == 2 and "--calibration needs --int8" in result.stderr
+
+
+def test_int8_keeps_the_trained_demo_models_predictions(tmp_path):
+    """The trained demo model, calibrated on synthetic-dataset clips, against fp32 on held-out
+    ones and on generated clips of another kind (bench.synthetic's textures).
+
+    Threshold: the issue's 98% top-1 agreement, so none of these 32 clips may change class, and
+    a logit cosine of at least 0.99. Measured with calibration seeds 2-11 (not 4: validation):
+    always 32/32 and cosine >= 0.9998; benchmarks/int8_quality.py: 200/200 synthetic validation
+    clips. The previous settings quantized the classifier's input, the attention-pooled
+    features, whose range on the generated clips is 3-4x the calibrated one: 69-100% (median 91%)
+    over those seeds, cosine 0.94-0.97; seed 2 (used here) gives 69%, i.e. 31% disagreeing.
+    """
+    from ispan_cli.data.synth_writer import write_synthetic
+    from ispan_cli.export.quantize import find_videos, int8_agreement, load_clips, quantize_int8
+    from ispan_cli.export.run import ExportOptions, run_export
+
+    fp32 = run_export(
+        ExportOptions(model="istpan-tiny-synthetic", output=tmp_path / "m.onnx", verify=False)
+    ).path
+    spec = OnnxPredictor(fp32, device="cpu").preprocessing
+    # data seeds other than the model's training seed (1)
+    write_synthetic(tmp_path / "calibration", 0, 12, seed=2)
+    write_synthetic(tmp_path / "validation", 0, 16, seed=4)
+    generated = [
+        write_synthetic_video(tmp_path / "generated" / f"g{i}.mp4", 1.0, 160, 128, seed=2000 + i)
+        for i in range(16)
+    ]
+    calibration = load_clips(find_videos(tmp_path / "calibration"), 8, spec)
+    validation = load_clips([*find_videos(tmp_path / "validation"), *generated], 8, spec)
+    assert len(calibration) == 12 and len(validation) == 32
+    int8 = quantize_int8(fp32, tmp_path / "m.int8.onnx", calibration)
+    agreement = int8_agreement(fp32, int8, validation)
+    assert agreement.top1_agreement >= 0.98, agreement
+    assert agreement.cosine >= 0.99, agreement
