@@ -163,7 +163,13 @@ class _Run:
 
     def _load(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        try:
+            self.optimizer.load_state_dict(state["optimizer"])
+        except ValueError as exc:  # parameter groups differ: written by another ispan version
+            raise ISpanError(
+                f"{self.last_path} holds an optimizer state of another layout ({exc}); it was "
+                "written by another ispan version: start again with another --output"
+            ) from exc
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         ckpt.set_rng_state(state["rng"])
