@@ -21,11 +21,7 @@ from pathlib import Path
 
 from ispan_cli.engine.config import TrainConfig
 from ispan_cli.engine.trainer import train
-from tests.engine.test_learning import VAL, score_run
-
-RECIPE = dict(dataset="synthetic", arch="istpan_tiny", pretrained="none", segments=4, epochs=6,
-              batch_size=16, lr=0.005, warmup_epochs=0.5, dropout=0.0, synthetic_train=400,
-              synthetic_val=VAL, workers=1, device="cpu")  # fmt: skip
+from tests.engine.test_learning import RECIPE, score_run
 
 
 def _parse(variant: str) -> dict:
@@ -43,20 +39,19 @@ def main() -> None:
     )
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     args = parser.parse_args()
+    runs = [(variant, seed) for variant in args.variants for seed in args.seeds]
     with tempfile.TemporaryDirectory(prefix="ispan-attn-") as tmp:
-        for variant in args.variants:
-            for seed in args.seeds:
-                out = Path(tmp) / f"{len(list(Path(tmp).iterdir()))}"
-                cfg = TrainConfig(**{**RECIPE, "seed": seed, "output": str(out)}, **_parse(variant))
-                train(cfg)
-                score = score_run(out / "best")
-                levels = " ".join(f"{k} {v:.4f}" for k, v in score.items() if k.startswith("level"))
-                print(
-                    f"{variant:40s} seed {seed}  top-1 {score['accuracy']:.2f}  "
-                    f"uniform {score['uniform']:.4f}  fused {score['fused']:.4f} "
-                    f"({score['fused'] / score['uniform']:.2f}x)  {levels}",
-                    flush=True,
-                )
+        for n, (variant, seed) in enumerate(runs):
+            out = Path(tmp) / str(n)
+            train(TrainConfig(**{**RECIPE, "seed": seed, "output": str(out)}, **_parse(variant)))
+            score = score_run(out / "best")
+            levels = " ".join(f"{k} {v:.4f}" for k, v in score.items() if k.startswith("level"))
+            print(
+                f"{variant:40s} seed {seed}  top-1 {score['accuracy']:.2f}  "
+                f"uniform {score['uniform']:.4f}  fused {score['fused']:.4f} "
+                f"({score['fused'] / score['uniform']:.2f}x)  {levels}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -16,10 +16,10 @@ from ispan_cli.errors import UsageError
 
 SCHEDULES = ("cosine", "step", "constant")
 AMP = ("off", "bf16", "fp16")
-# Settings that may differ when a run is resumed: they do not change what was already computed.
 # [ours] attention warm-up and learning-rate multiplier (see engine/optim.make_scheduler)
 ATTENTION_WARMUP = 0.0
 ATTENTION_LR = 1.0
+# Settings that may differ when a run is resumed: they do not change what was already computed.
 RESUMABLE_CHANGES = frozenset(
     {"epochs", "workers", "output", "command", "resume", "device", "checkpoint_every", "eval_every"}
 )

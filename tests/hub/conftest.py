@@ -21,6 +21,7 @@ import pytest
 import torch
 
 from ispan_cli.nn import create_model, save_model
+from tests.hub.upload_server import git
 
 ORG = "acme"
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
@@ -56,18 +57,10 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _git(repo: Path, *args: str) -> str:
-    who = ["-c", "user.name=ispan", "-c", "user.email=ispan@localhost"]
-    done = subprocess.run(
-        ["git", "-C", str(repo), *who, *args], capture_output=True, text=True, check=True
-    )
-    return done.stdout.strip()
-
-
 def _commit(repo: Path, message: str) -> str:
-    _git(repo, "add", "-A")
-    _git(repo, "commit", "-q", "-m", message)
-    return _git(repo, "rev-parse", "HEAD")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", message)
+    return git(repo, "rev-parse", "HEAD")
 
 
 def _card(title: str) -> str:
@@ -79,7 +72,7 @@ def _build_repos(mirrors: Path, server: HubServer) -> None:
     # acme/tiny: two commits with different weights; v1 tags the first, main is the second.
     tiny = mirrors / "models" / ORG / "tiny"
     tiny.mkdir(parents=True)
-    _git(tiny, "init", "-q", "-b", "main")
+    git(tiny, "init", "-q", "-b", "main")
     for seed, ref in ((0, "v1"), (1, "main")):
         torch.manual_seed(seed)
         model = create_model("istpan_tiny", labels=labels).eval()
@@ -88,11 +81,11 @@ def _build_repos(mirrors: Path, server: HubServer) -> None:
         server.commits[f"tiny@{ref}"] = _commit(tiny, f"weights from seed {seed}")
         server.models[f"tiny@{ref}"] = model
         if ref == "v1":
-            _git(tiny, "tag", "v1")
+            git(tiny, "tag", "v1")
     # acme/pickled: an ispan config with pickle weights only.
     pickled = mirrors / "models" / ORG / "pickled"
     pickled.mkdir(parents=True)
-    _git(pickled, "init", "-q", "-b", "main")
+    git(pickled, "init", "-q", "-b", "main")
     model = create_model("istpan_tiny", labels=labels)
     save_model(model, pickled)
     (pickled / "model.safetensors").unlink()
@@ -102,7 +95,7 @@ def _build_repos(mirrors: Path, server: HubServer) -> None:
     # acme/other: safetensors weights, but not an ispan model (another library's config).
     other = mirrors / "models" / ORG / "other"
     other.mkdir(parents=True)
-    _git(other, "init", "-q", "-b", "main")
+    git(other, "init", "-q", "-b", "main")
     (other / "config.json").write_text('{"model_type": "videomae", "num_labels": 2}\n')
     from safetensors.torch import save_file
 

@@ -25,7 +25,7 @@ from ispan_cli.nn import create_model, load_model, save_model
 from ispan_cli.nn.serialization import sha256_file
 
 from .conftest import free_port
-from .upload_server import UploadServer
+from .upload_server import UploadServer, git
 
 LABELS = ("walk", "run", "jump")
 
@@ -79,11 +79,6 @@ def _calls(server: UploadServer) -> list[str]:
     """The write calls the server got, create-repo bodies left out (see ``server.created``)."""
     calls = [r for r in server.requests if r != "validate-yaml"]  # the card's metadata check
     return ["create" if r.startswith("create ") else r for r in calls]
-
-
-def _git(repo: Path, *args: str) -> str:
-    done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, check=True)
-    return done.stdout.decode().strip()
 
 
 def _pull(server, spec: str, cache: Path) -> ResolvedModel:
@@ -153,7 +148,7 @@ def test_push_through_the_hub_api(hub_server, upload, model_dir, monkeypatch) ->
 
     for name in ("config.json", "model.safetensors", "README.md"):
         assert show(name) == (model_dir / name).read_bytes(), name
-    listed = _git(repo, "ls-tree", "--name-only", pushed.commit).split()
+    listed = git(repo, "ls-tree", "--name-only", pushed.commit).split()
     assert "stray.bin" not in listed
 
 
@@ -168,7 +163,7 @@ def test_pushed_models_come_back_through_olah(hub_server, upload, monkeypatch, t
     assert (first.revision, branch.revision) == ("main", "exp")
     assert [c["_private"] for c in upload.created] == [False, False]  # no --private: public
     git_dir = hub_server.mirrors / "models" / "acme" / "round-trip"
-    assert _git(git_dir, "rev-parse", "exp^") == first.commit
+    assert git(git_dir, "rev-parse", "exp^") == first.commit
 
     cache = tmp_path / "hub-cache"
     main = _pull(hub_server, repo_id, cache)
@@ -189,7 +184,7 @@ def test_pushed_models_come_back_through_olah(hub_server, upload, monkeypatch, t
         "create", f"commit main {files}",
         "create", "branch exp", f"commit exp {files}",
     ]  # fmt: skip
-    assert _git(git_dir, "rev-parse", "exp^") == branch.commit  # exp kept its history
+    assert git(git_dir, "rev-parse", "exp^") == branch.commit  # exp kept its history
     # same cache: both branches have moved on since they were pulled
     _assert_pulled_as_pushed(_pull(hub_server, repo_id, cache), second, folders[2])
     _assert_pulled_as_pushed(_pull(hub_server, f"{repo_id}@exp", cache), branch_again, folders[0])
@@ -234,8 +229,8 @@ def test_cli_push_to_a_branch_then_classify_from_hub(hub_server, upload, tmp_pat
         "commit exp ['README.md', 'config.json', 'model.safetensors']",
     ]
     git_dir = hub_server.mirrors / "models" / "acme" / "cli-pushed"
-    assert _git(git_dir, "rev-parse", "exp") == commit
-    assert _git(git_dir, "log", "-1", "--format=%s", commit) == "from the CLI"
+    assert git(git_dir, "rev-parse", "exp") == commit
+    assert git(git_dir, "log", "-1", "--format=%s", commit) == "from the CLI"
 
     video = write_pattern_video(tmp_path / "clip.mp4", "libx264", 30, width=170, height=128)
     # the folder in this process (CliRunner: same command, no second interpreter start-up)

@@ -28,7 +28,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 
-def _git(repo: Path, *args: str) -> str:
+def git(repo: Path, *args: str) -> str:
+    """Runs git in ``repo`` (as a fixed test identity) and returns its stripped stdout."""
     who = ["-c", "user.name=hub", "-c", "user.email=hub@localhost"]
     done = subprocess.run(
         ["git", "-C", str(repo), *who, *args], capture_output=True, text=True, check=True
@@ -82,8 +83,8 @@ def make_app(
                 status_code=409,
             )
         repo.mkdir(parents=True)
-        _git(repo, "init", "-q", "-b", "main")
-        _git(repo, "commit", "-q", "--allow-empty", "-m", "initial commit")
+        git(repo, "init", "-q", "-b", "main")
+        git(repo, "commit", "-q", "--allow-empty", "-m", "initial commit")
         return JSONResponse({"url": f"{endpoint}/{org}/{name}"})
 
     async def branch(request: Request) -> JSONResponse:
@@ -99,7 +100,7 @@ def make_app(
         start = body.get("startingPoint") or "main"  # the Hub branches off the default branch
         if not _has_ref(repo, start):
             return _error(f"Invalid rev id: {start}", 404)
-        _git(repo, "branch", p["branch"], start)
+        git(repo, "branch", p["branch"], start)
         return JSONResponse({})
 
     async def preupload(request: Request) -> JSONResponse:
@@ -121,15 +122,15 @@ def make_app(
             return _error("Repository not found", 404)
         if not _has_ref(repo, f"refs/heads/{p['revision']}"):
             return _error(f"Invalid rev id: {p['revision']}", 404)
-        _git(repo, "checkout", "-q", p["revision"])
+        git(repo, "checkout", "-q", p["revision"])
         for f in files:
             (repo / f["path"]).write_bytes(base64.b64decode(f["content"]))
-        _git(repo, "add", "-A")
+        git(repo, "add", "-A")
         # --allow-empty: a push of unchanged files still makes a commit (the client only skips
         # unchanged files when preupload reports their "oid", which this server does not)
-        _git(repo, "commit", "-q", "--allow-empty", "-m", header["summary"])
-        oid = _git(repo, "rev-parse", "HEAD")
-        _git(repo, "checkout", "-q", "main")
+        git(repo, "commit", "-q", "--allow-empty", "-m", header["summary"])
+        oid = git(repo, "rev-parse", "HEAD")
+        git(repo, "checkout", "-q", "main")
         url = f"{endpoint}/{p['org']}/{p['name']}/commit/{oid}"
         return JSONResponse({"commitUrl": url, "commitOid": oid, "pullRequestUrl": None})
 
