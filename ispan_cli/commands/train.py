@@ -125,6 +125,15 @@ def train(
         bool | None,
         _opt("--diversity-loss/--no-diversity-loss", help="Diversity loss on/off [default: on]."),
     ] = None,
+    output_norm: Annotated[
+        bool | None,
+        _opt(
+            "--output-norm/--no-output-norm",
+            help="[ours] Scale the attention output so its pooling weights sum to 1 however "
+            "peaked the attention is; off is the paper's M = A X, with which attention learns "
+            "to avoid small objects [default: on].",
+        ),
+    ] = None,
     attention_warmup: Annotated[
         float | None,
         _opt(
@@ -275,6 +284,7 @@ def train(
         "gamma": gamma,
         "interaction_loss": interaction_loss,
         "diversity_loss": diversity_loss,
+        "output_norm": output_norm,
         "attention_warmup": attention_warmup,
         "attention_lr": attention_lr,
         "partial_bn": partial_bn,

@@ -53,6 +53,7 @@ class TrainConfig:
     diversity_loss: bool = True
     attention_warmup: float = ATTENTION_WARMUP  # fraction of the run with the attention frozen
     attention_lr: float = ATTENTION_LR  # multiplier of --lr for the attention layer
+    output_norm: bool = True  # [ours] ModelConfig.output_norm: M over the mean row sum of A
     partial_bn: bool | None = None  # None: on when fine-tuning pretrained weights
     frozen_bn: bool = False  # every BN on running statistics: makes N processes equal to 1
     flip: bool = True

@@ -42,13 +42,13 @@ def make_scheduler(
     ``lr_steps``), or constant.
 
     The attention groups (make_optimizer) follow the same curve times ``attention_lr``, and are
-    held at 0 for the first ``attention_warmup`` fraction of the run [ours, off by default]. Why:
-    while the classifier is still random, its gradient pushes attention away from positions with
-    large activations, which on the synthetic dataset are the target object's, and the layer
-    learns to avoid what it should find (benchmarks/attention_in_box.py, README "Attention
-    warm-up"). Holding the layer at its near-uniform start (TSN's average pooling) until the
-    classifier has learned makes that dip shallower there (0.25x -> 0.57x-0.73x of a uniform
-    map's mass in the target's box) but has not made attention prefer the object.
+    held at 0 for the first ``attention_warmup`` fraction of the run [ours, off by default]: the
+    layer stays at its near-uniform start (TSN's average pooling) while the classifier learns.
+    It was tried against the attention's habit of avoiding the synthetic target with the paper's
+    M = A X (``--no-output-norm``): it made the dip shallower (0.24x -> 0.57x-0.73x of a uniform
+    map's mass in the target's box) without removing it. The cause was M's scale, which
+    ``ModelConfig.output_norm`` (on by default) removes; with it no warm-up is needed
+    (benchmarks/attention_in_box.py, BENCHMARKS.md "Where the attention goes").
     """
     total = max(cfg.epochs * steps_per_epoch, 1)
     warmup = int(cfg.warmup_epochs * steps_per_epoch)

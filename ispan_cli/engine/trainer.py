@@ -93,6 +93,7 @@ class _Run:
             "gamma": cfg.gamma,
             "interaction_loss": cfg.interaction_loss,
             "diversity_loss": cfg.diversity_loss,
+            "output_norm": cfg.output_norm,
             "num_segments": cfg.segments,
         }
         if cfg.input_size:
@@ -152,7 +153,8 @@ class _Run:
         if not exists:
             return None
         state = ckpt.load_state(self.last_path)
-        saved = TrainConfig.from_dict(state["config"])
+        # runs saved before output_norm existed were trained without it
+        saved = TrainConfig.from_dict({"output_norm": False, **state["config"]})
         changes = config_changes(saved, self.cfg)
         if changes:
             raise UsageError(

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 
 class AttentionOutput(NamedTuple):
-    M: Tensor  # (N, d, C_i) attended features, M = A X_i
+    M: Tensor  # (N, d, C_i) attended features: A X_i, over A's mean row sum if output_norm
     A: Tensor  # (N, d, P) fused attention: softmax over positions, then rows L2-normalised
     a: Tensor  # (N, d, P) fused attention before the L2 normalisation (rows sum to 1)
     Y: tuple[Tensor, ...]  # per level (N, d, P) scores Y_j = W_j X_j^T + b_j
@@ -28,13 +28,23 @@ class PyramidAttention(nn.Module):
     d: number of attention rows (H_i*W_i in the paper).
     resample: operator R bringing each earlier level to f_i's H_i x W_i (avg | max | bilinear).
     fusion: F over the levels' scores (sum | mean | max | weighted).
+    output_norm: [ours] divide M by the mean row sum of A (one scalar per group), so M's rows
+        average to a weighted mean of X_i's positions whose weights sum to 1; off: M = A X_i.
     """
 
-    def __init__(self, in_channels: list[int], d: int, resample: str = "avg", fusion: str = "sum"):
+    def __init__(
+        self,
+        in_channels: list[int],
+        d: int,
+        resample: str = "avg",
+        fusion: str = "sum",
+        output_norm: bool = False,
+    ):
         super().__init__()
         self.d = d
         self.resample = resample
         self.fusion = fusion
+        self.output_norm = output_norm
         # W_j (d, C_j) and b_j (d,): one linear map per level, applied to every position.
         self.scores = nn.ModuleList(nn.Linear(c, d) for c in in_channels)
         for layer in self.scores:
@@ -55,6 +65,9 @@ class PyramidAttention(nn.Module):
         a = self._fuse(ys).softmax(dim=-1)  # softmax over the positions of each row
         A = F.normalize(a, p=2.0, dim=-1)  # then unit L2 norm per row
         M = torch.bmm(A, xs[-1])  # (N, d, P) @ (N, P, C_i) -> (N, d, C_i)
+        if self.output_norm:
+            # sum(A) / d: between 1 (every row on one position) and sqrt(P) (every row flat)
+            M = M / (A.sum(dim=(1, 2), keepdim=True) / A.shape[1])
         return AttentionOutput(M=M, A=A, a=a, Y=ys, X=xs[-1])
 
     def _resample(self, f: Tensor, h: int, w: int) -> Tensor:

@@ -39,6 +39,12 @@ class ModelConfig:
     temporal: ``stack`` puts the K segments' positions in one attention (one map per video);
         ``per_frame`` attends within each frame and averages the K segment scores (TSN consensus).
     residual: add f_i to the attention output [ours; the paper's figure has none].
+    output_norm: [ours] divide M = A X by the mean row sum of A, so the weights with which the
+        layer pools positions sum to 1 however peaked A is. Off is the paper's M = A X exactly,
+        whose size shrinks as rows sharpen (an L2-normalised row sums to sqrt(P) when flat, to 1
+        on one position); the classifier then pays for every focused row, and attention learns to
+        avoid small objects (BENCHMARKS.md, "Where the attention goes"). Model folders written
+        before this field existed load with it off, as they were trained.
     interaction_loss / diversity_loss: switches for the auxiliary losses; beta / gamma weigh them.
     loss_normalize: [ours] L2-normalise the rows of X_i inside the interaction loss and divide each
         loss term by its element count, so both losses are bounded (see ispan_cli/nn/losses.py).
@@ -56,6 +62,7 @@ class ModelConfig:
     fusion: str = "sum"
     temporal: str = "stack"
     residual: bool = False
+    output_norm: bool = True
     dropout: float = 0.5
     num_classes: int = 101
     interaction_loss: bool = True
@@ -156,6 +163,8 @@ class ModelConfig:
                 f"unknown model config field(s) {unknown}; valid fields: {', '.join(valid)} "
                 "(was this config written by a newer ispan?)"
             )
+        if "output_norm" not in data:  # written before the field existed: trained without it
+            data = {**data, "output_norm": False}
         return cls(**data)
 
     def to_json(self) -> str:

@@ -50,6 +50,7 @@ class ISTPAN(nn.Module):
                 config.d,
                 resample=config.resample,
                 fusion=config.fusion,
+                output_norm=config.output_norm,
             )
         self.dropout = nn.Dropout(config.dropout)
         self.fc = nn.Linear(spec.channels[-1], config.num_classes)

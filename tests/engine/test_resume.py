@@ -66,6 +66,19 @@ def test_resume_refuses_other_settings_and_no_resume(tmp_path: Path) -> None:
     ispan("train", *FAST, "--epochs", "2", "--synthetic-train", "16", "--synthetic-val", "4",
           "--output", str(run))  # fmt: skip
     assert [r["epoch"] for r in metrics_rows(run)] == [1, 2]
+    # a checkpoint written before output_norm existed was trained without it: resuming it with
+    # the new default is a settings change, and --no-output-norm resumes it
+    last = run / "checkpoints" / "last.pt"
+    state = checkpoint.load_state(last)
+    del state["config"]["output_norm"]
+    checkpoint.save_state(state, last)
+    done = ispan("train", *FAST, "--epochs", "3", "--synthetic-train", "16", "--synthetic-val",
+                 "4", "--output", str(run), check=False)  # fmt: skip
+    assert done.returncode == 2 and "output_norm: False -> True" in done.stderr, done.stderr
+    ispan("train", *FAST, "--epochs", "3", "--synthetic-train", "16", "--synthetic-val", "4",
+          "--no-output-norm", "--output", str(run))  # fmt: skip
+    assert [r["epoch"] for r in metrics_rows(run)] == [1, 2, 3]
+    assert checkpoint.load_state(last)["config"]["output_norm"] is False
     # a checkpoint whose optimizer has another group layout (an older ispan: no attention
     # groups) is refused in one line, not a traceback
     last = run / "checkpoints" / "last.pt"
@@ -74,8 +87,8 @@ def test_resume_refuses_other_settings_and_no_resume(tmp_path: Path) -> None:
     merged = {**groups[0], "params": [i for g in groups for i in g["params"]]}
     state["optimizer"]["param_groups"] = [merged]
     checkpoint.save_state(state, last)
-    done = ispan("train", *FAST, "--epochs", "3", "--synthetic-train", "16", "--synthetic-val",
-                 "4", "--output", str(run), check=False)  # fmt: skip
+    done = ispan("train", *FAST, "--epochs", "4", "--synthetic-train", "16", "--synthetic-val",
+                 "4", "--no-output-norm", "--output", str(run), check=False)  # fmt: skip
     assert done.returncode == 1, done.stderr
     assert "optimizer state of another layout" in done.stderr
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1

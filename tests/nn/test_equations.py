@@ -21,9 +21,13 @@ def _features(seed: int = 0) -> list[torch.Tensor]:
     ]
 
 
-def _layer(fusion: str = "sum", resample: str = "avg") -> PyramidAttention:
+def _layer(
+    fusion: str = "sum", resample: str = "avg", output_norm: bool = False
+) -> PyramidAttention:
     torch.manual_seed(1)
-    layer = PyramidAttention(CHANNELS, D, resample=resample, fusion=fusion).double()
+    layer = PyramidAttention(
+        CHANNELS, D, resample=resample, fusion=fusion, output_norm=output_norm
+    ).double()
     with torch.no_grad():  # unit-scale weights so the softmax is far from uniform
         for lin in layer.scores:
             lin.weight.normal_()
@@ -111,6 +115,15 @@ def test_forward_matches_naive_computation(fusion, resample):
     np.testing.assert_allclose(got.a.detach().numpy(), a, rtol=1e-9, atol=1e-12)  # softmax
     np.testing.assert_allclose(got.A.detach().numpy(), big_a, rtol=1e-9, atol=1e-12)  # L2
     np.testing.assert_allclose(got.M.detach().numpy(), m_out, rtol=1e-9, atol=1e-10)  # M = A X
+
+
+def test_output_norm_divides_M_by_the_mean_row_sum_of_A():
+    feats = _features()
+    got = _layer(output_norm=True)(feats, segments=K)
+    _, _, _, big_a, m_out = _naive_forward(_layer(), feats, "sum", "avg")
+    for n in range(N):
+        row_sum = sum(big_a[n, m, p] for m in range(D) for p in range(big_a.shape[2])) / D
+        np.testing.assert_allclose(got.M[n].detach().numpy(), m_out[n] / row_sum, rtol=1e-9)
 
 
 def test_bilinear_resample_matches_torchvision_resize():

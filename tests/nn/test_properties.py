@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from ispan_cli.errors import ISpanError
-from ispan_cli.nn import ModelConfig, create_model, interaction_loss
+from ispan_cli.nn import ModelConfig, PyramidAttention, create_model, interaction_loss
 
 
 def _tiny(**overrides):
@@ -164,6 +164,38 @@ def test_residual_adds_the_segment_mean_of_the_attention_layer_input():
         pooled = f_i.view(2, 3, *f_i.shape[1:]).mean(dim=(1, 3, 4))  # mean over K, H, W
         expected = pooled @ plain.fc.weight.T  # fc is linear: the bias cancels
     torch.testing.assert_close(delta, expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("sharpness", [0.0, 1.0, 30.0])
+def test_output_norm_pools_with_weights_that_sum_to_one(sharpness):
+    # every position of f_i holds the same vector v: a weighted mean of the positions is v
+    # whatever the attention, while the paper's M = A X scales with how flat A's rows are
+    torch.manual_seed(0)
+    v = torch.randn(6)
+    feats = [torch.randn(8, 4, 4, 4), v.view(1, 6, 1, 1).expand(8, 6, 2, 2).contiguous()]
+    normed, paper = PyramidAttention([4, 6], d=3, output_norm=True), PyramidAttention([4, 6], d=3)
+    paper.load_state_dict(normed.state_dict())
+    with torch.no_grad():
+        for layer in (normed, paper):
+            layer.scores[0].weight.mul_(sharpness * 100)
+        got, ref = normed(feats, segments=4), paper(feats, segments=4)
+    torch.testing.assert_close(got.M.mean(1), v.expand(2, 6))
+    flat = 16**0.5  # an L2-normalised row over P = 16 positions sums to sqrt(P) when flat
+    row_sums = ref.A.sum(-1).mean(1, keepdim=True)  # (N, 1)
+    torch.testing.assert_close(ref.M.mean(1), row_sums * v)
+    if sharpness == 0.0:
+        torch.testing.assert_close(row_sums, torch.full((2, 1), flat))
+    else:
+        assert (row_sums < 0.9 * flat).all(), row_sums
+
+
+def test_model_folders_without_output_norm_load_as_trained():
+    cfg = ModelConfig(backbone="tiny", input_size=112)
+    assert cfg.output_norm is True  # new models
+    data = cfg.to_dict()
+    assert ModelConfig.from_dict(data).output_norm is True
+    del data["output_norm"]  # a config.json written before the field existed
+    assert ModelConfig.from_dict(data).output_norm is False
 
 
 @pytest.mark.parametrize("mode", ["train", "eval"])
