@@ -1,8 +1,8 @@
 """Where a trained istpan_tiny looks: attention mass inside the synthetic target's box.
 
-    python -m benchmarks.attention_in_box                      # warm-up 0 vs 0.5, seed 0
-    python -m benchmarks.attention_in_box --variants attention_warmup=0 \\
-        "attention_warmup=0.5 attention_lr=10" --seeds 0 1 2
+    python -m benchmarks.attention_in_box                # output_norm off vs on, seed 0
+    python -m benchmarks.attention_in_box --variants output_norm=false \\
+        "output_norm=false attention_warmup=0.5" output_norm=true --seeds 0 1 2
 
 Each variant (space-separated TrainConfig settings) is trained with the learning check's recipe
 (tests/engine/test_learning.py: 400 synthetic clips, K=4, 6 epochs, about 1-2 minutes on 2
@@ -34,9 +34,7 @@ def _parse(variant: str) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "--variants", nargs="+", default=["attention_warmup=0", "attention_warmup=0.5"]
-    )
+    parser.add_argument("--variants", nargs="+", default=["output_norm=false", "output_norm=true"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     args = parser.parse_args()
     runs = [(variant, seed) for variant in args.variants for seed in args.seeds]
