@@ -9,7 +9,8 @@ Each variant (space-separated TrainConfig settings) is trained with the learning
 cores) for every seed, then scored on 60 validation clips by the test's own ``score_run``. Prints
 accuracy and, for the fused map and each pyramid level's own map, the mean share of the
 attention mass inside the target's box next to what a uniform map puts there. Run from the
-repository root (it imports the test module).
+repository root (it imports the test module). ``--score DIR ... [--val N]`` scores existing
+model folders the same way instead of training.
 """
 
 from __future__ import annotations
@@ -32,24 +33,34 @@ def _parse(variant: str) -> dict:
     return out
 
 
+def _report(name: str, score: dict) -> None:
+    levels = " ".join(f"{k} {v:.4f}" for k, v in score.items() if k.startswith("level"))
+    print(
+        f"{name:40s}  top-1 {score['accuracy']:.2f}  uniform {score['uniform']:.4f}  "
+        f"fused {score['fused']:.4f} ({score['fused'] / score['uniform']:.2f}x)  {levels}",
+        flush=True,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--variants", nargs="+", default=["output_norm=false", "output_norm=true"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    parser.add_argument(
+        "--score", nargs="+", metavar="MODEL_DIR", help="score these model folders, train nothing"
+    )
+    parser.add_argument("--val", type=int, default=60, help="validation clips to score")
     args = parser.parse_args()
+    if args.score:
+        for folder in args.score:
+            _report(folder, score_run(Path(folder), val=args.val))
+        return
     runs = [(variant, seed) for variant in args.variants for seed in args.seeds]
     with tempfile.TemporaryDirectory(prefix="ispan-attn-") as tmp:
         for n, (variant, seed) in enumerate(runs):
             out = Path(tmp) / str(n)
             train(TrainConfig(**{**RECIPE, "seed": seed, "output": str(out)}, **_parse(variant)))
-            score = score_run(out / "best")
-            levels = " ".join(f"{k} {v:.4f}" for k, v in score.items() if k.startswith("level"))
-            print(
-                f"{variant:40s} seed {seed}  top-1 {score['accuracy']:.2f}  "
-                f"uniform {score['uniform']:.4f}  fused {score['fused']:.4f} "
-                f"({score['fused'] / score['uniform']:.2f}x)  {levels}",
-                flush=True,
-            )
+            _report(f"{variant} seed {seed}", score_run(out / "best", val=args.val))
 
 
 if __name__ == "__main__":
