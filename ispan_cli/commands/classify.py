@@ -22,6 +22,7 @@ from ispan_cli.commands.options import (
     Runtime,
     RuntimeOpt,
     SegmentsOpt,
+    StreamOpt,
     WorkersOpt,
 )
 
@@ -52,6 +53,7 @@ def classify(
     batch_size: BatchSizeOpt = None,
     workers: WorkersOpt = 2,
     decoder: DecoderOpt = Decoder.auto,
+    stream: StreamOpt = None,
     fmt: Annotated[
         RecordFormat | None,
         typer.Option(
@@ -120,6 +122,7 @@ def classify(
         crops=int(crops.value),
         topk=topk,
         decoder=decoder.value,
+        stream=stream,
         batch_size=batch_size or (4 if window is None else 1),
         workers=workers,
         fail_fast=fail_fast,

@@ -14,6 +14,7 @@ from ispan_cli.commands.options import (
     FormatOpt,
     OutputFormat,
     SegmentsOpt,
+    StreamOpt,
 )
 
 
@@ -39,6 +40,7 @@ def frames(
         ),
     ] = True,
     decoder: DecoderOpt = Decoder.auto,
+    stream: StreamOpt = None,
     fmt: FormatOpt = OutputFormat.table,
 ) -> None:
     """Show the frames a K-segment model sees: index and timestamp of each.
@@ -49,7 +51,7 @@ def frames(
     from ispan_cli.video import TSNSampler, sample_video, save_frames
 
     sampled = sample_video(
-        video, TSNSampler(segments, allow_repeat=repeat), decoder.value, short_side
+        video, TSNSampler(segments, allow_repeat=repeat), decoder.value, short_side, stream
     )
     files = save_frames(sampled, out) if out is not None else None
     info, sampling = sampled.info, sampled.sampling

@@ -95,6 +95,18 @@ DecoderOpt = Annotated[
     ),
 ]
 
+StreamOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--stream",
+        min=0,
+        help="Video stream to read, by its index in the file as `ispan probe` lists it (ffprobe's "
+        "#0:N). Default: the one ffmpeg would choose (the largest picture, preferring the "
+        "default stream). Needs the pyav decoder.",
+        show_default=False,
+    ),
+]
+
 SegmentsOpt = Annotated[
     int | None,
     typer.Option(

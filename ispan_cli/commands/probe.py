@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from ispan_cli.commands.options import Decoder, DecoderOpt, FormatOpt, OutputFormat
+from ispan_cli.commands.options import Decoder, DecoderOpt, FormatOpt, OutputFormat, StreamOpt
 
 
 def probe(
@@ -16,13 +16,15 @@ def probe(
         Path, typer.Argument(help="Video file to inspect.", show_default=False, readable=False)
     ],
     decoder: DecoderOpt = Decoder.auto,
+    stream: StreamOpt = None,
     fmt: FormatOpt = OutputFormat.table,
 ) -> None:
     """Duration, frame rate (constant or variable), frame count (counted, not trusted from the
-    header), codec, pixel format, and display size after rotation."""
+    header), codec, pixel format, and display size after rotation, of the video stream read;
+    with several video streams, lists them all and says which one is used."""
     from ispan_cli.video import probe as probe_video
 
-    info = probe_video(video, decoder.value)
+    info = probe_video(video, decoder.value, stream)
     for warning in info.warnings:
         typer.echo(f"warning: {warning}", err=True)
     if fmt is OutputFormat.json:
@@ -65,6 +67,16 @@ def _render(info) -> None:
         ("audio", {True: "yes", False: "no", None: "unknown"}[info.has_audio]),
         ("truncated", "yes" if info.truncated else "no"),
     ]
+    if len(info.video_streams) > 1:
+        for s in info.video_streams:
+            used = ", used" if s["index"] == info.stream else f" (--stream {s['index']})"
+            default = ", default" if s["default"] else ""
+            rows.append(
+                (
+                    f"video stream {s['index']}",
+                    f"{s['codec']} {s['width']} x {s['height']}{default}{used}",
+                )
+            )
     for key, value in rows:
         table.add_row(key, value)
     Console().print(table)

@@ -18,6 +18,7 @@ from ispan_cli.commands.options import (
     Runtime,
     RuntimeOpt,
     SegmentsOpt,
+    StreamOpt,
 )
 from ispan_cli.viz.colormaps import Colormap
 
@@ -92,6 +93,7 @@ def visualize(
         ),
     ] = None,
     decoder: DecoderOpt = Decoder.auto,
+    stream: StreamOpt = None,
     fmt: FormatOpt = OutputFormat.table,
 ) -> None:
     """Render the attention heatmaps of a video's sampled frames, with the top classes.
@@ -122,6 +124,7 @@ def visualize(
         window=window,
         stride=stride,
         decoder=decoder.value,
+        stream=stream,
     )
     from ispan_cli.video.decoder import check_video_path
 

@@ -26,6 +26,7 @@ class ClassifyOptions:
     crops: int = 1
     topk: int = 5
     decoder: str = "auto"
+    stream: int | None = None  # the container's video stream; None: the one ffmpeg picks
     batch_size: int = 4
     workers: int = 2
     fail_fast: bool = False
@@ -44,13 +45,15 @@ class Clip:
     preprocess_ms: float
 
 
-def load_clip(path: str, segments: int, spec: PreprocessSpec, decoder: str) -> Clip:
+def load_clip(
+    path: str, segments: int, spec: PreprocessSpec, decoder: str, stream: int | None = None
+) -> Clip:
     """Samples K segment centres (TSN test sampling), decodes them scaled, preprocesses."""
     from ispan_cli.video.extract import sample_video
     from ispan_cli.video.sampling import TSNSampler
 
     start = time.perf_counter()
-    sampled = sample_video(path, TSNSampler(segments), decoder, short_side=spec.resize)
+    sampled = sample_video(path, TSNSampler(segments), decoder, spec.resize, stream)
     decoded = time.perf_counter()
     data = preprocess(sampled.frames[0], spec)  # the one view: (K, H, W, 3) -> (crops, K, 3, S, S)
     done = time.perf_counter()
@@ -91,7 +94,12 @@ def run_classify(
                 future = None
                 if item.error is None:
                     future = pool.submit(
-                        load_clip, item.path, options.segments, spec, options.decoder
+                        load_clip,
+                        item.path,
+                        options.segments,
+                        spec,
+                        options.decoder,
+                        options.stream,
                     )
                 pending.append((item, future))
             if not pending:

@@ -49,7 +49,7 @@ def _video_windows(predictor, path, spec, options, window, stride) -> Iterator[d
     from ispan_cli.video.sampling import WindowSampler
 
     try:
-        reader = open_video(path, options.decoder)
+        reader = open_video(path, options.decoder, options.stream)
     except ISpanError as exc:
         yield error_record(predictor, path, str(exc))
         return

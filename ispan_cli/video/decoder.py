@@ -118,10 +118,18 @@ def available_decoders() -> dict[str, str | None]:
     return out
 
 
-def open_video(path: str | Path, decoder: str = "auto") -> VideoReader:
-    """Opens a video with the chosen backend; ``auto`` is PyAV, or OpenCV without PyAV."""
+def open_video(path: str | Path, decoder: str = "auto", stream: int | None = None) -> VideoReader:
+    """Opens a video with the chosen backend; ``auto`` is PyAV, or OpenCV without PyAV.
+
+    stream: the container's stream index to read (``ispan probe`` lists them); None: the video
+    stream ffmpeg would choose (the largest picture, preferring the default disposition).
+    """
     if decoder not in DECODERS:
         raise VideoError(f"unknown decoder {decoder!r}; choose one of: {', '.join(DECODERS)}")
+    if stream is not None and decoder == "opencv":
+        raise VideoError(
+            "--stream needs --decoder pyav (OpenCV always reads the stream FFmpeg picks)"
+        )
     path = check_video_path(path)
     if decoder in ("auto", "pyav"):
         try:
@@ -133,7 +141,7 @@ def open_video(path: str | Path, decoder: str = "auto") -> VideoReader:
                     "pip install av, or use --decoder opencv"
                 ) from exc
         else:
-            return PyAVReader(path)
+            return PyAVReader(path, stream=stream)
     try:
         from ispan_cli.video.opencv_backend import OpenCVReader
     except ImportError as exc:
@@ -144,7 +152,7 @@ def open_video(path: str | Path, decoder: str = "auto") -> VideoReader:
     return OpenCVReader(path)
 
 
-def probe(path: str | Path, decoder: str = "auto") -> VideoInfo:
+def probe(path: str | Path, decoder: str = "auto", stream: int | None = None) -> VideoInfo:
     """Duration, frame rate, frame count, codec, display size and more for one video."""
-    with open_video(path, decoder) as reader:
+    with open_video(path, decoder, stream) as reader:
         return reader.info()

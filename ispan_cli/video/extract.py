@@ -25,14 +25,19 @@ class SampledFrames:
 
 
 def sample_video(
-    path: str | Path, sampler: Sampler, decoder: str = "auto", short_side: int | None = None
+    path: str | Path,
+    sampler: Sampler,
+    decoder: str = "auto",
+    short_side: int | None = None,
+    stream: int | None = None,
 ) -> SampledFrames:
     """Opens ``path``, samples it and fetches every chosen frame (each distinct frame once).
 
     short_side: scale frames in the decoder so their shorter side has this many pixels.
+    stream: the container stream to read (None: the one ffmpeg would choose).
     For long videos with many views use :func:`iter_views`, which holds one view at a time.
     """
-    with open_video(path, decoder) as reader:
+    with open_video(path, decoder, stream) as reader:
         info = reader.info()
         sampling = sampler.sample(reader.frame_times(), info.duration)
         unique = sampling.unique_indices()

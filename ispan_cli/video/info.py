@@ -18,6 +18,9 @@ class VideoInfo:
     duration: seconds from the first frame to the end of the last one.
     variable_frame_rate: None when the backend cannot tell (OpenCV).
     truncated: the file ends before its header says it should; the frames that are there are used.
+    stream: the container index of the video stream read (None: unknown, OpenCV);
+    video_streams: every video stream of the file (index, codec, size, default), as ffprobe
+    numbers them.
     """
 
     path: str
@@ -40,6 +43,8 @@ class VideoInfo:
     has_audio: bool | None
     truncated: bool = False
     warnings: tuple[str, ...] = ()
+    stream: int | None = None
+    video_streams: tuple[dict[str, Any], ...] = ()
 
     @property
     def frame_count_source(self) -> str:
@@ -49,5 +54,6 @@ class VideoInfo:
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
         out["warnings"] = list(self.warnings)
+        out["video_streams"] = [dict(s) for s in self.video_streams]
         out["frame_count_source"] = self.frame_count_source
         return out

@@ -27,6 +27,7 @@ from ispan_cli.video.pyav_open import (
     scan_packets,
     truncation_reasons,
     video_stream,
+    video_streams,
 )
 
 
@@ -35,13 +36,20 @@ class PyAVReader(VideoReader):
 
     name = "pyav"
 
-    def __init__(self, path: Path, threads: int = 0) -> None:
+    def __init__(self, path: Path, threads: int = 0, stream: int | None = None) -> None:
         self.path = Path(path)
         self._threads = threads  # 0: FFmpeg picks one thread per core
+        self._stream_index = stream  # None: the stream ffmpeg would choose
         self._container: av.container.InputContainer | None = None
+        # sequential files: where the last seek landed (a frame index; -1: not on a keyframe;
+        # _AWAITING: no packet read yet), until the first frame after it is numbered
+        self._landed: int | None = None
         self._open()
         self._scan: Scan = scan_packets(self._container, self._stream)
         self._index = self._scan.index
+        self._seekable = self._scan.seekable
+        # sequential: a keyframe's decoding timestamp -> the frame index it is shown at
+        self._landings = {ts: k for k, ts in (self._scan.seek_ts or {}).items()}
         self._warnings: list[str] = []
         self._truncated = False
         self._damaged = self._scan.damaged_packets
@@ -53,7 +61,9 @@ class PyAVReader(VideoReader):
                 f"{self.path} has a video stream but no frames{self._scan_note()}; the file is "
                 "truncated or empty inside: fetch or export it again"
             )
-        self._seek(0)  # the scan left the demuxer at the end of the file
+        # The scan left the demuxer at the end of the file. A fresh demuxer where frames are
+        # counted: it starts at frame 0 whatever the first packet's flags say.
+        self._seek(0, reopen=self._scan.sequential)
         first = self._first_frame()
         # FFmpeg reports the display matrix as counter-clockwise degrees; players turn the
         # picture the other way round, so store the clockwise angle a viewer sees applied.
@@ -68,7 +78,8 @@ class PyAVReader(VideoReader):
         if self._container is not None:
             self._container.close()
         self._container = open_container(self.path)
-        self._stream = video_stream(self._container, self.path)
+        self._stream = video_stream(self._container, self.path, self._stream_index)
+        self._streams = video_streams(self._container)
         for other in self._container.streams:
             if other.index != self._stream.index:
                 other.discard = av.stream.Discard.all
@@ -93,13 +104,19 @@ class PyAVReader(VideoReader):
                 with contextlib.suppress(av.error.FFmpegError):
                     yield from ctx.decode(None)
                 return
+            if self._scan.sequential and packet.is_corrupt:
+                continue  # not listed by the scan either: counts stay in step
+            if self._landed == _AWAITING and packet.size:  # the first packet after a seek
+                self._landed = self._landing(packet)
             # Frames no other frame refers to (most B-frames) need not be decoded unless they
             # are wanted: the decoder drops them unseen, which makes decoding forward to a far
             # frame 2-3x cheaper. The decision is per packet, before it reaches the decoder.
             # Only before the run's last frame: frames after it may be wanted by the next read,
             # which continues from here without a seek.
+            # Not where frames are counted in output order: a skipped frame would go uncounted,
+            # and a packed packet holds a frame that other packets' frames need.
             skip = False
-            if self._keep is not None:
+            if self._keep is not None and not self._scan.sequential:
                 i = self._index.lookup_packet(packet)
                 skip = i is not None and i < self._stop and i not in self._keep
             if skip != skipping:
@@ -152,22 +169,39 @@ class PyAVReader(VideoReader):
     def _trim_undecodable_tail(self) -> None:
         """Keeps only frames after the last keyframe that really decode (a cut-short file can
         list packets whose frames never come out)."""
-        keys = self._index.keyframe_indices()
+        keys = self._seek_points()
         for k in keys[::-1]:
-            self._seek(int(k))
-            decoded = set()
-            pos = self._pos
-            for frame in self._frames:
-                i = self._resolve(frame, pos)
-                if i is not None:
-                    decoded.add(i)
-                    pos = i
+            try:
+                decoded = self._decode_from(int(k))
+            except _LostCount:  # seeking is off from now on: count from the start
+                k, decoded = 0, self._decode_from(0)
             keep = np.concatenate([np.arange(k), sorted(i for i in decoded if i >= k)])
+            if self._scan.sequential:
+                # Frames are counted: one lost near the cut shifts the count of the frames
+                # shown after it, which are at most the reorder depth from the end.
+                keep = keep[: len(keep) - self._reorder_depth()]
             if len(keep) > k:
                 self._index = self._index.subset(keep.astype(np.int64))
                 self._pos = self._index.num_frames  # drained: the next read seeks
                 return
         raise VideoDecodeError(f"no frame of {self.path} can be decoded; the file is damaged")
+
+    def _reorder_depth(self) -> int:
+        """How many frames the decoder holds back to put them in presentation order."""
+        ctx = self._stream.codec_context
+        return int(getattr(ctx, "reorder_depth", 2 * bool(ctx.has_b_frames)))
+
+    def _decode_from(self, k: int) -> set[int]:
+        """Indices of the frames that come out decoding from keyframe ``k`` to the end."""
+        self._seek(k)
+        decoded = set()
+        pos = self._pos
+        for frame in self._frames:
+            i = self._resolve(frame, pos)
+            if i is not None:
+                decoded.add(i)
+                pos = i
+        return decoded
 
     # -- reading -------------------------------------------------------------------------------
     def info(self) -> VideoInfo:
@@ -193,12 +227,27 @@ class PyAVReader(VideoReader):
             duration=round(duration, 6),
             num_frames=self._index.num_frames,
             container_frames=self._stream.frames or None,
-            variable_frame_rate=None if self._scan.sequential else self._index.is_variable_rate(),
+            # frames numbered at the nominal rate (raw streams) say nothing of their timing
+            variable_frame_rate=self._index.is_variable_rate() if self._timed() else None,
             keyframes=int(self._index.keyframe.sum()),
             has_audio=bool(self._container.streams.audio),
             truncated=self._truncated,
             warnings=tuple(self._warnings),
+            stream=self._stream.index,
+            video_streams=tuple(
+                {
+                    "index": s.index,
+                    "codec": s.codec_context.name,
+                    "width": s.codec_context.width,
+                    "height": s.codec_context.height,
+                    "default": bool(s.disposition & av.stream.Disposition.default),
+                }
+                for s in self._streams
+            ),
         )
+
+    def _timed(self) -> bool:
+        return self._scan.seekable
 
     def frame_times(self) -> np.ndarray:
         return self._index.times()
@@ -214,8 +263,7 @@ class PyAVReader(VideoReader):
         if self._first is not None and 0 in wanted:
             got[0] = self._to_rgb(self._first, size)
         rest = [i for i in wanted if i not in got]
-        keyframes = self._index.keyframe_indices()
-        for run in plan_fetch(rest, keyframes, self._pos):
+        for run in plan_fetch(rest, self._seek_points(), self._pos):
             self._run(run, got, size)
         missing = sorted(set(wanted) - set(got))
         if missing:
@@ -260,7 +308,12 @@ class PyAVReader(VideoReader):
             if frame is None:
                 self._pos = self._index.num_frames  # decoder drained: the next read must seek
                 return
-            i = self._resolve(frame, self._pos)
+            try:
+                i = self._resolve(frame, self._pos)
+            except _LostCount:
+                self._seek(0, reopen=True)
+                check = False
+                continue
             if i is None:  # e.g. a leading frame that belongs before the seek point
                 continue
             if check:
@@ -269,7 +322,7 @@ class PyAVReader(VideoReader):
                 if pending and i > min(pending):
                     # The demuxer landed after the frame we need: one keyframe further back,
                     # and from the very start (a fresh demuxer) as the last resort.
-                    keys = self._index.keyframe_indices()
+                    keys = self._seek_points()
                     earlier = keys[keys < (seek_to or 0)]
                     if len(earlier):
                         seek_to = int(earlier[-1])
@@ -286,24 +339,49 @@ class PyAVReader(VideoReader):
             if i >= run.stop:
                 return
 
+    def _seek_points(self) -> np.ndarray:
+        """Frame indices a fetch can start from: the keyframes, or frame 0 alone."""
+        if self._seekable:
+            return self._index.keyframe_indices()
+        return np.zeros(1, dtype=np.int64)
+
     def _seek(self, k: int, reopen: bool = False) -> None:
         self._first = None
-        if reopen or self._scan.sequential:
+        self._landed = None
+        if reopen or not self._seekable:
             self._open()  # a fresh demuxer starts at the first frame on every format
             return
         assert self._container is not None
         try:
-            self._container.seek(int(self._index.pts[k]), stream=self._stream, backward=True)
+            ts = self._scan.seek_ts[k] if self._scan.seek_ts is not None else self._index.pts[k]
+            self._container.seek(int(ts), stream=self._stream, backward=True)
         except (av.error.FFmpegError, OSError):
             self._open()  # a file the demuxer cannot seek in: decode forward from the start
             return
         self._frames = self._decode()
         self._pos = k - 1
+        if self._scan.sequential:
+            self._landed = _AWAITING
+
+    def _landing(self, packet: av.Packet) -> int:
+        """Sequential: the frame index decoding restarts at (-1: not a listed keyframe)."""
+        k = self._landings.get(packet.dts) if packet.is_keyframe else None
+        return -1 if k is None else k
 
     def _resolve(self, frame: av.VideoFrame, previous: int) -> int | None:
-        if self._scan.sequential or frame.pts is None:
+        if not self._scan.sequential:
+            return previous + 1 if frame.pts is None else self._index.lookup(frame.pts)
+        if self._landed is None:
             return previous + 1
-        return self._index.lookup(frame.pts)
+        # The first frame after a seek: counting restarts at the keyframe the demuxer landed
+        # on, which must also be the first frame out (a closed GOP). Anything else (an open
+        # GOP's leading frames, a seek that missed) leaves the count unknown: from now on this
+        # file is decoded from the start, which is always right.
+        landed, self._landed = self._landed, None
+        if landed < 0 or not frame.key_frame:
+            self._seekable = False
+            raise _LostCount
+        return landed
 
     def _to_rgb(self, frame: av.VideoFrame, size: tuple[int, int] | None) -> np.ndarray:
         # One swscale pass converts and scales. threads=1: a fetch converts a handful of
@@ -323,3 +401,10 @@ class PyAVReader(VideoReader):
         if self._container is not None:
             self._container.close()
             self._container = None
+
+
+_AWAITING = -2
+
+
+class _LostCount(Exception):
+    """After a seek, the decoder's output cannot be matched to frame indices."""

@@ -1,8 +1,18 @@
-"""Opening a file with PyAV: turning FFmpeg's failures into clear errors, and the packet scan.
+"""Opening a file with PyAV: turning FFmpeg's failures into clear errors, choosing the video
+stream, and the packet scan.
 
 The scan reads every packet of the video stream without decoding (cheap next to decoding) and
 gives the exact frame count, each frame's presentation timestamp and the keyframes, whatever the
 container header claims.
+
+Frame index i is the i-th frame the decoder outputs, which is how ffmpeg numbers frames
+(``select=eq(n\\,i)``). Where the container stores presentation timestamps (MP4, MKV, WebM,
+MPEG-TS...) a frame is found by its timestamp. AVI stores none: FFmpeg makes them up from the
+packet order, and they are wrong for reordered frames (H.264 with B-frames: frame 7's pixels
+carry frame 6's timestamp) and for MPEG-4 part 2 "packed bitstreams" (XviD/DivX with B-frames,
+most of UCF101 and HMDB51: a P and a B frame share one packet and a 6-byte "N-VOP" placeholder
+follows). There, and in raw streams without timestamps, frames are counted in output order
+instead (``Scan.sequential``).
 """
 
 from __future__ import annotations
@@ -13,6 +23,7 @@ from pathlib import Path
 
 import av
 import av.error
+import numpy as np
 
 from ispan_cli.video.errors import (
     NotAVideoError,
@@ -41,20 +52,46 @@ def open_container(path: Path) -> av.container.InputContainer:
         ) from None
 
 
-def video_stream(container: av.container.InputContainer, path: Path) -> av.video.VideoStream:
-    """The first real video stream (cover pictures in audio files do not count)."""
+def video_streams(container: av.container.InputContainer) -> list[av.video.VideoStream]:
+    """The real video streams (cover pictures in audio files do not count)."""
+    return [
+        s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic
+    ]
+
+
+def best_stream_score(stream: av.video.VideoStream) -> int:
+    """ffmpeg's automatic choice of a video stream (fftools, ``map_auto_video``): the largest
+    picture, with 5,000,000 pixels' worth of preference for the default disposition."""
+    ctx = stream.codec_context
+    area = (ctx.width or 0) * (ctx.height or 0)
+    return area + 5_000_000 * bool(stream.disposition & av.stream.Disposition.default)
+
+
+def video_stream(
+    container: av.container.InputContainer, path: Path, index: int | None = None
+) -> av.video.VideoStream:
+    """The video stream ffmpeg would choose, or container stream ``index`` (``--stream``)."""
     fmt = container.format.name
     if fmt == "image2" or fmt.endswith("_pipe"):
         kind = fmt.removesuffix("_pipe")
         raise NotAVideoError(f"{path} is a still image ({kind}), not a video")
-    for stream in container.streams.video:
-        if not stream.disposition & av.stream.Disposition.attached_pic:
+    streams = video_streams(container)
+    if not streams:
+        kinds = sorted(
+            {f"{s.type}: {s.codec_context.name}" for s in container.streams if s.codec_context}
+        )
+        found = f" (it holds {', '.join(kinds)})" if kinds else ""
+        raise NoVideoStreamError(f"{path} has no video stream{found}; give a file with video")
+    if index is None:
+        # max() keeps the first of equal scores: the lowest index, as ffmpeg does
+        return max(streams, key=best_stream_score)
+    for stream in streams:
+        if stream.index == index:
             return stream
-    kinds = sorted(
-        {f"{s.type}: {s.codec_context.name}" for s in container.streams if s.codec_context}
+    valid = ", ".join(str(s.index) for s in streams)
+    raise NoVideoStreamError(
+        f"{path} has no video stream {index}; its video streams are: {valid} (see ispan probe)"
     )
-    found = f" (it holds {', '.join(kinds)})" if kinds else ""
-    raise NoVideoStreamError(f"{path} has no video stream{found}; give a file with video")
 
 
 @dataclass(frozen=True)
@@ -64,7 +101,22 @@ class Scan:
     index: FrameIndex
     damaged_packets: int
     read_error: str | None  # the demuxer stopped early (a file cut short mid-packet)
-    sequential: bool  # packets carry no timestamps: frames are numbered in decoding order
+    # No stored presentation timestamps (AVI, raw streams): frames are numbered in the order
+    # the decoder outputs them; ``index.pts`` are decoding timestamps, for the frame times.
+    sequential: bool
+    # sequential only: keyframe index -> the decoding timestamp the demuxer seeks to for it;
+    # None: the demuxer cannot seek (no timestamps), every fetch decodes from the start.
+    seek_ts: dict[int, int] | None = None
+
+    @property
+    def seekable(self) -> bool:
+        return not self.sequential or self.seek_ts is not None
+
+
+# Containers whose timestamps FFmpeg derives from the packet order instead of reading them.
+NO_STORED_PTS = ("avi",)
+# The most frames an open GOP shows before its keyframe (B-frames decoded after it).
+MAX_LEADING = 16
 
 
 def scan_packets(container: av.container.InputContainer, stream: av.video.VideoStream) -> Scan:
@@ -73,7 +125,8 @@ def scan_packets(container: av.container.InputContainer, stream: av.video.VideoS
     for other in container.streams:
         if other.index != stream.index:
             other.discard = av.stream.Discard.all
-    stamps: list[int | None] = []
+    pts: list[int | None] = []
+    dts: list[int | None] = []
     keys: list[bool] = []
     damaged = 0
     error = None
@@ -84,19 +137,47 @@ def scan_packets(container: av.container.InputContainer, stream: av.video.VideoS
             if packet.is_corrupt:
                 damaged += 1
                 continue
-            stamps.append(packet.pts if packet.pts is not None else packet.dts)
+            pts.append(packet.pts)
+            dts.append(packet.dts)
             keys.append(bool(packet.is_keyframe))
     except (av.error.FFmpegError, OSError) as exc:
         error = _reason(exc)
-    if any(s is None for s in stamps):
-        # Raw elementary streams have no timestamps: number frames in decoding order at the
-        # nominal rate, and never seek (seeking needs timestamps).
-        rate = stream.average_rate or stream.guessed_rate or Fraction(25)
-        n = len(stamps)
-        index = FrameIndex.from_packets(range(n), [True] + [False] * (n - 1), 1 / rate)
-        return Scan(index, damaged, error, sequential=True)
-    index = FrameIndex.from_packets(stamps, keys, stream.time_base)  # type: ignore[arg-type]
-    return Scan(index, damaged, error, sequential=False)
+    if container.format.name not in NO_STORED_PTS and all(p is not None for p in pts):
+        index = FrameIndex.from_packets(pts, keys, stream.time_base)  # type: ignore[arg-type]
+        return Scan(index, damaged, error, sequential=False)
+    n = len(dts)
+    stamps = np.array([-1 if d is None else d for d in dts], dtype=np.int64)
+    if n and None not in dts and bool(np.all(np.diff(stamps) > 0)):
+        seek_ts = _keyframe_positions(pts, dts, keys)  # type: ignore[arg-type]
+        flags = np.zeros(n, dtype=bool)
+        flags[list(seek_ts)] = True
+        return Scan(FrameIndex(stamps, flags, stream.time_base), damaged, error, True, seek_ts)
+    # Raw elementary streams have no timestamps at all: number frames at the nominal rate,
+    # and never seek (seeking needs timestamps).
+    rate = stream.average_rate or stream.guessed_rate or Fraction(25)
+    index = FrameIndex(np.arange(n, dtype=np.int64), np.arange(n) == 0, 1 / rate)
+    return Scan(index, damaged, error, sequential=True)
+
+
+def _keyframe_positions(pts: list[int | None], dts: list[int], keys: list[bool]) -> dict[int, int]:
+    """Where each keyframe is shown (its output position) -> its decoding timestamp.
+
+    One packet is one output frame (an N-VOP placeholder outputs the frame packed before it),
+    so a keyframe decoded at position d is shown at d plus the frames of an open GOP that are
+    decoded after it but shown before it; a decoder drops those after a seek. FFmpeg's parser
+    estimates each packet's presentation time from that structure (the pts it gives AVI
+    packets), which tells how many there are: a keyframe's pts runs ahead of its position by
+    exactly that many. Closed GOPs (XviD's and x264's defaults) have none.
+    """
+    first = pts[0]
+    out: dict[int, int] = {}
+    for d, (p, key) in enumerate(zip(pts, keys, strict=True)):
+        if not key:
+            continue
+        lead = 0 if p is None or first is None else (p - first) - d
+        out[d + lead if 0 <= lead <= MAX_LEADING and d + lead < len(dts) else d] = dts[d]
+    out.setdefault(0, dts[0])  # decoding always starts somewhere
+    return out
 
 
 def truncation_reasons(scan: Scan, declared: int, container_us: int | None) -> list[str]:

@@ -37,6 +37,7 @@ class VisualizeOptions:
     window: float | None = None
     stride: float | None = None
     decoder: str = "auto"
+    stream: int | None = None
 
 
 @dataclass
@@ -118,7 +119,7 @@ def run_visualize(
     arrays: dict[str, list] = {}
     sheet: list[list[np.ndarray]] = []
     views: list[View] = []
-    with open_video(options.video, options.decoder) as reader:
+    with open_video(options.video, options.decoder, options.stream) as reader:
         info = reader.info()
         if options.window is not None:
             sampler = WindowSampler(options.window, options.stride or options.window, frames=k)

@@ -45,6 +45,8 @@ CASES = [
     Case("hevc-mp4", "libx265", "mp4", options=_x265()),
     Case("hevc-mkv", "libx265", "mkv", options=_x265()),
     Case("mpeg4-avi", "mpeg4", "avi", options={"g": str(GOP), "bf": "2", "qscale": "3"}),
+    # H.264 in AVI: no stored timestamps, B-frames reordered (how NTU RGB+D is encoded)
+    Case("h264-avi", "libx264", "avi", options=_x264()),
     Case("vp9-webm", "libvpx-vp9", "webm", options={"g": str(GOP), "deadline": "realtime",
                                                      "cpu-used": "8", "crf": "20", "b": "0"}),
     Case("mjpeg-avi", "mjpeg", "avi", pix_fmt="yuvj420p", options={"qscale": "3"}),
