@@ -14,11 +14,15 @@ ZOO_ENV = "ISPAN_MODELS_DIR"
 
 
 def zoo_dir() -> Path:
-    """``$ISPAN_MODELS_DIR`` if set, else the ``models/`` folder beside the package."""
+    """``$ISPAN_MODELS_DIR`` if set; else the zoo an installed wheel carries
+    (``ispan_cli/_zoo``, mapped from ``models/`` by setup.py); else, in a checkout or an
+    editable install, the ``models/`` folder beside the package."""
     env = os.environ.get(ZOO_ENV)
     if env:
         return Path(env)
-    return Path(__file__).resolve().parent.parent / "models"
+    package = Path(__file__).resolve().parent
+    bundled = package / "_zoo"
+    return bundled if bundled.is_dir() else package.parent / "models"
 
 
 @dataclass(frozen=True)
