@@ -23,7 +23,10 @@ from ispan_cli.commands.options import (
     WorkersOpt,
 )
 from ispan_cli.commands.train import DatasetName
+from ispan_cli.engine.config import DEFAULT_MAX_SKIPPED
 from ispan_cli.errors import UsageError
+
+SHOWN_SKIPS = 5  # skipped videos named on the terminal
 
 
 def evaluate(
@@ -53,8 +56,21 @@ def evaluate(
     synthetic_val: Annotated[
         int, typer.Option("--synthetic-val", help="Synthetic test clips.", min=1)
     ] = 200,
+    max_skipped: Annotated[
+        float,
+        typer.Option(
+            "--max-skipped",
+            help="Stop before scoring when more than this fraction of a split's listed test "
+            "videos are missing or cannot be decoded (each is checked first, in --workers "
+            "processes; cached in --output).",
+        ),
+    ] = DEFAULT_MAX_SKIPPED,
 ) -> None:
-    """Video-level top-1/top-5 and mean class accuracy on the test videos of a split."""
+    """Video-level top-1/top-5 and mean class accuracy on the test videos of a split.
+
+    Every listed test video is checked first (the K frames evaluation reads are decoded); the
+    ones that cannot be used are skipped and summarised by reason, within --max-skipped.
+    """
     from rich.console import Console
     from rich.progress import Progress
 
@@ -69,12 +85,15 @@ def evaluate(
         raise UsageError(f"--split {split!r}: use 1, 2, 3 or all")
     err = Console(stderr=True)
     with Progress(console=err, transient=True) as bar:
-        tasks: dict[int, int] = {}
+        tasks: dict[tuple[str, int], int] = {}
 
-        def progress(s: int, done: int, total: int) -> None:
-            if s not in tasks:
-                tasks[s] = bar.add_task(f"split {s}", total=total)
-            bar.update(tasks[s], completed=done)
+        def bar_for(stage: str):
+            def update(s: int, done: int, total: int) -> None:
+                if (stage, s) not in tasks:
+                    tasks[stage, s] = bar.add_task(f"split {s}: {stage}", total=total)
+                bar.update(tasks[stage, s], completed=done)
+
+            return update
 
         report = run(
             model or DEFAULT_MODEL,
@@ -89,16 +108,19 @@ def evaluate(
             decoder.value,
             output,
             (1, synthetic_val),
-            progress,
+            bar_for("scoring"),
+            max_skipped,
+            bar_for("checking videos"),
         )
     for s in report.splits:
-        for path, why in s.failed:
-            err.print(f"skipped {path}: {why}", highlight=False, markup=False)
-        if s.missing:
-            err.print(
-                f"split {s.split}: {len(s.missing)} listed videos are missing on disk",
-                highlight=False,
-            )
+        shown = s.skipped.skipped[:SHOWN_SKIPS]
+        for skip in shown:
+            err.print(f"skipped {skip.describe()}", highlight=False, markup=False)
+        if dataset != DatasetName.synthetic:
+            line = f"split {s.split}: {s.skipped.describe()}"
+            if len(s.skipped.skipped) > len(shown):
+                line += " (every one is in skipped.txt with --output)"
+            err.print(line, highlight=False, markup=False)
     summary = report.summary()
     if output_format == OutputFormat.json:
         typer.echo(json.dumps(summary, indent=2))

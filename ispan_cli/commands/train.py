@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from ispan_cli.engine.config import ATTENTION_LR, ATTENTION_WARMUP
+from ispan_cli.engine.config import ATTENTION_LR, ATTENTION_WARMUP, DEFAULT_MAX_SKIPPED
 from ispan_cli.errors import UsageError
 
 
@@ -41,6 +41,14 @@ _L = "Distributed"
 
 def _opt(*names: str, help: str, panel: str = _T, **kw):
     return typer.Option(*names, help=help, rich_help_panel=panel, show_default=False, **kw)
+
+
+MAX_SKIPPED_HELP = (
+    "Stop before the first step when more than this fraction of a split's listed videos are "
+    "missing or cannot be decoded (each is checked first, in the --workers processes; the "
+    f"run then says which and why). Default: {DEFAULT_MAX_SKIPPED:g}."
+)
+MaxSkippedOpt = Annotated[float | None, _opt("--max-skipped", help=MAX_SKIPPED_HELP, panel=_D)]
 
 
 def train(
@@ -225,6 +233,7 @@ def train(
         int | None,
         _opt("--synthetic-val", help="Synthetic validation clips [default: 200].", panel=_D, min=0),
     ] = None,
+    max_skipped: MaxSkippedOpt = None,
     resume: Annotated[
         bool | None,
         _opt(
@@ -301,6 +310,7 @@ def train(
         "checkpoint_every": checkpoint_every,
         "synthetic_train": synthetic_train,
         "synthetic_val": synthetic_val,
+        "max_skipped": max_skipped,
         "command": "ispan " + shlex.join(sys.argv[1:]),
     }
     if gpus:
@@ -316,6 +326,12 @@ def train(
         return
     best = summary["best_top1"]
     shown = f"best validation top-1 {100 * best:.2f}%" if best > -1 else "no validation set"
+    skipped = summary.get("skipped")
+    if skipped and cfg.dataset != "synthetic":
+        from ispan_cli.data.check import SUMMARY_FILE, SkipReport
+
+        where = Path(summary["output"]) / SUMMARY_FILE
+        typer.echo(f"{SkipReport.from_dict(skipped).describe()} (each in {where})", err=True)
     typer.echo(f"{shown}; model folder: {summary['best_model']}", err=True)
 
 

@@ -21,6 +21,7 @@ class TrainProgress:
 
     def __call__(self, event) -> None:
         from rich.console import Console
+        from rich.markup import escape
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -35,6 +36,7 @@ class TrainProgress:
         console = Console(stderr=True)
         d = event.data
         if event.kind == "start":
+            self._stop()  # the check's bar
             what = "resuming" if d["resumed"] else "training"
             console.print(
                 f"{what} on {d['device']} x{d['world']}: {d['train_videos']} training and "
@@ -42,9 +44,12 @@ class TrainProgress:
             )
             return
         if event.kind == "message":
-            console.print(f"[dim]{d['text']}[/dim]", highlight=False, markup=True)
+            if self._progress is not None:  # above the live bar, not through it
+                console = self._progress.console
+            # the text names files: data, never markup
+            console.print(f"[dim]{escape(d['text'])}[/dim]", highlight=False, markup=True)
             return
-        if event.kind in ("step", "eval"):
+        if event.kind in ("check", "step", "eval"):
             if self._progress is None:
                 self._progress = Progress(
                     TextColumn("{task.description}"),
@@ -57,7 +62,9 @@ class TrainProgress:
                     transient=True,
                 )
                 self._progress.start()
-            label = f"epoch {event.epoch + 1}" if event.kind == "step" else "evaluating"
+            label = {"check": "checking videos", "eval": "evaluating"}.get(
+                event.kind, f"epoch {event.epoch + 1}"
+            )
             info = f"loss {d['loss']:.3f} lr {d['lr']:.2e}" if event.kind == "step" else ""
             if self._task is None or self._label != label:
                 if self._task is not None:

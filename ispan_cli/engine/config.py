@@ -20,8 +20,20 @@ AMP = ("off", "bf16", "fp16")
 ATTENTION_WARMUP = 0.0
 ATTENTION_LR = 1.0
 # Settings that may differ when a run is resumed: they do not change what was already computed.
+# The share of a split's listed videos that may be missing or undecodable (--max-skipped).
+DEFAULT_MAX_SKIPPED = 0.01
 RESUMABLE_CHANGES = frozenset(
-    {"epochs", "workers", "output", "command", "resume", "device", "checkpoint_every", "eval_every"}
+    {
+        "epochs",
+        "workers",
+        "output",
+        "command",
+        "resume",
+        "device",
+        "checkpoint_every",
+        "eval_every",
+        "max_skipped",
+    }
 )
 
 
@@ -69,6 +81,7 @@ class TrainConfig:
     checkpoint_every: int = 0  # steps between mid-epoch checkpoints; 0: end of each epoch only
     synthetic_train: int = 1000
     synthetic_val: int = 200
+    max_skipped: float = DEFAULT_MAX_SKIPPED  # share of a split's listed videos that may fail
     command: str = ""
 
     def __post_init__(self) -> None:
@@ -91,6 +104,7 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise UsageError(message)
+        check_fraction(self.max_skipped)
 
     @property
     def use_partial_bn(self) -> bool:
@@ -114,6 +128,16 @@ class TrainConfig:
 
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)
+
+
+def check_fraction(value: float) -> float:
+    """``--max-skipped`` as given, if it is a fraction."""
+    if not 0.0 <= value <= 1.0:
+        raise UsageError(
+            f"--max-skipped {value:g} is not a fraction between 0 and 1 (0.05 allows 5% of a "
+            "split's videos to be skipped)"
+        )
+    return value
 
 
 def build_config(config_file: str | Path | None, overrides: dict[str, Any]) -> TrainConfig:

@@ -3,6 +3,7 @@ elastic launcher (the engine behind torchrun). NCCL on GPUs, gloo on the CPU."""
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import uuid
@@ -111,12 +112,15 @@ def launch(
         start_method="spawn",
         monitor_interval=0.5,
     )
+    # The launcher logs each failed worker's exit as a traceback of its own; the worker has
+    # already printed its error (or handed a user error to the caller), so that adds nothing.
+    logging.getLogger("torch.distributed.elastic.multiprocessing.api").setLevel(logging.CRITICAL)
     try:
         return elastic_launch(config, entry)(*args)
     except ChildFailedError as exc:
-        first = next(iter(exc.failures.values()))
+        rank, first = next(iter(exc.failures.items()))  # keyed by global rank
         raise UsageError(
-            f"a training process failed (rank {first.rank}, exit code {first.exitcode}); see "
+            f"a training process failed (rank {rank}, exit code {first.exitcode}); see "
             "its error above",
             exit_code=1,
         ) from exc

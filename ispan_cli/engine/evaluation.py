@@ -16,14 +16,16 @@ from typing import Any
 import numpy as np
 
 from ispan_cli.data import load_dataset
+from ispan_cli.data.check import CACHE_FILE, REASONS, SkipReport, check_split
 from ispan_cli.data.clips import ClipSettings
 from ispan_cli.data.items import DatasetSplit
+from ispan_cli.engine.config import DEFAULT_MAX_SKIPPED, check_fraction
 from ispan_cli.engine.distributed import World
 from ispan_cli.engine.metrics import VideoMetrics, video_metrics
 from ispan_cli.engine.scoring import Scores, score_videos
 from ispan_cli.errors import ISpanError
 
-# Called with (split, videos done, videos in the split).
+# Called with (split, videos done, videos in the split): the check, then the scoring.
 Progress = Callable[[int, int, int], None]
 
 
@@ -31,8 +33,7 @@ Progress = Callable[[int, int, int], None]
 class SplitResult:
     split: int
     metrics: VideoMetrics
-    failed: tuple[tuple[str, str], ...]  # (video, why)
-    missing: tuple[str, ...]
+    skipped: SkipReport  # listed test videos not scored: missing, rejected by the check, failed
     folder: Path | None
 
 
@@ -46,7 +47,11 @@ class EvalReport:
     def summary(self) -> dict[str, Any]:
         """JSON-ready: per-split metrics, and mean/std over splits when there are several."""
         per = {
-            str(s.split): {**s.metrics.summary(), "skipped": len(s.failed) + len(s.missing)}
+            str(s.split): {
+                **s.metrics.summary(),
+                "skipped": len(s.skipped.skipped),
+                "skipped_by_reason": s.skipped.by_reason(),
+            }
             for s in self.splits
         }
         out: dict[str, Any] = {
@@ -77,13 +82,18 @@ def evaluate(
     output: str | Path | None = None,
     synthetic_sizes: tuple[int, int] = (1000, 200),
     progress: Progress | None = None,
+    max_skipped: float = DEFAULT_MAX_SKIPPED,
+    check_progress: Progress | None = None,
 ) -> EvalReport:
-    """Scores the test videos of each split once and computes video-level metrics."""
+    """Checks the test videos of each split (in ``workers`` processes; cached in ``output``),
+    stops when more than ``max_skipped`` of a split's listed test videos cannot be used, then
+    scores each usable video once and computes video-level metrics."""
     from ispan_cli.hub import resolve_model
     from ispan_cli.nn import load_model, read_config
     from ispan_cli.runtime.device import resolve_device
     from ispan_cli.video.preprocess import spec_from_config
 
+    check_fraction(max_skipped)
     resolved = resolve_model(model_spec)
     config, doc = read_config(resolved.path)
     torch_device = resolve_device(device)
@@ -96,6 +106,18 @@ def evaluate(
         data = load_dataset(dataset, data_root, split, synthetic_sizes)
         if not data.test:
             raise ISpanError(f"{dataset} split {split} has no test videos to evaluate")
+
+        def checking(done: int, total: int, split: int = split) -> None:
+            if check_progress:
+                check_progress(split, done, total)
+
+        cache = Path(output) / CACHE_FILE if output is not None else None
+        data, skipped = check_split(
+            data, ("test",), k, decoder, spec.resize, workers, cache, max_skipped, checking
+        )
+        skipped.enforce(f"{dataset} split {split} (test)")
+        if not data.test:
+            raise ISpanError(f"none of the test videos of {dataset} split {split} can be read")
         columns = label_columns(config.labels, data.classes, resolved.model_id)
         settings = ClipSettings(k, spec, False, decoder=decoder, synthetic_seed=split)
 
@@ -106,12 +128,13 @@ def evaluate(
         scores = score_videos(model, data.test, settings, batch_size, world, workers, None, report)
         logits = scores.logits[:, columns] if len(scores.logits) else scores.logits
         metrics = video_metrics(logits, scores.labels, len(data.classes))
-        failed = tuple((data.test[i].path, msg) for i, msg in scores.failed)
+        for i, message in scores.failed:  # passed the check, failed when loaded
+            skipped = skipped.with_failure(data.test[i].path, message)
         folder = None
         if output is not None:
             folder = Path(output) / (f"split{split}" if len(splits) > 1 else "")
-            write_split_files(folder, data, scores, logits, metrics, failed)
-        results.append(SplitResult(split, metrics, failed, data.missing, folder))
+            write_split_files(folder, data, scores, logits, metrics, skipped)
+        results.append(SplitResult(split, metrics, skipped, folder))
     views = f"K={k} TSN centre frames x {crops} crop(s), logits averaged over crops and segments"
     report_ = EvalReport(resolved.display, dataset, views, tuple(results))
     if output is not None:
@@ -142,9 +165,10 @@ def write_split_files(
     scores: Scores,
     logits: np.ndarray,
     metrics: VideoMetrics,
-    failed: tuple[tuple[str, str], ...],
+    skipped: SkipReport,
 ) -> None:
-    """per_class.csv, confusion.csv, confusion.png, video_scores.jsonl, skipped.txt."""
+    """per_class.csv, confusion.csv, confusion.png, video_scores.jsonl, skipped.txt (one
+    "path<TAB>reason<TAB>message" line per listed video that was not scored)."""
     folder.mkdir(parents=True, exist_ok=True)
     classes = data.classes
     with open(folder / "per_class.csv", "w", newline="") as fh:
@@ -182,7 +206,10 @@ def write_split_files(
                 + "\n"
             )
     (folder / "skipped.txt").write_text(
-        "".join(f"{p}\t{m}\n" for p, m in failed) + "".join(f"{p}\tmissing\n" for p in data.missing)
+        "".join(
+            f"{s.path}\t{s.reason}\t{' '.join(s.message.split()) or REASONS.get(s.reason or '')}\n"
+            for s in skipped.skipped
+        )
     )
     plot_confusion(folder / "confusion.png", metrics.confusion, classes)
 

@@ -7,12 +7,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Kind = Literal["start", "step", "eval", "epoch", "message", "done"]
+Kind = Literal["start", "check", "step", "eval", "epoch", "message", "done"]
 
 
 @dataclass(frozen=True)
 class TrainEvent:
     """start: data has epochs, steps, start_epoch, start_step, world, device, resumed.
+    check: listed videos checked before training (step of steps).
     step: one optimizer step (data: loss, lr). eval: videos scored (step of steps).
     epoch: data is the epoch's metrics row. message: data["text"] (skipped videos, resume)."""
 

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ispan_cli.data.check import SkipReport
 from ispan_cli.data.items import DatasetSplit
 from ispan_cli.engine.config import TrainConfig
 from ispan_cli.engine.report import model_card
@@ -21,8 +22,10 @@ def export_best(
     data: DatasetSplit,
     spec: PreprocessSpec,
     row: dict[str, Any],
+    skips: SkipReport | None = None,
 ) -> Path:
-    """Writes the model folder (each file atomically) with the validation metrics of ``row``."""
+    """Writes the model folder (each file atomically) with the validation metrics of ``row``;
+    the card says how many listed videos the run skipped and why (``skips``)."""
     from ispan_cli.nn import save_model
 
     metrics = {
@@ -55,6 +58,7 @@ def export_best(
         metrics,
         cfg.to_dict(),
         synthetic=cfg.dataset == "synthetic",
+        skipped=skips.to_dict() if skips is not None else None,
     )
     tmp = folder / ".README.md.tmp"
     tmp.write_text(card)

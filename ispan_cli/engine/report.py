@@ -9,6 +9,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ispan_cli.data.check import REASONS
+
 METRICS_CSV = "metrics.csv"
 METRICS_JSONL = "metrics.jsonl"
 CURVES_PNG = "curves.png"
@@ -69,8 +71,12 @@ def model_card(
     metrics: dict[str, Any],
     config: dict[str, Any],
     synthetic: bool,
+    skipped: dict[str, Any] | None = None,
 ) -> str:
-    """README.md of a trained model folder: what it is, how it was made, how it was measured."""
+    """README.md of a trained model folder: what it is, how it was made, how it was measured.
+
+    skipped: ``SkipReport.to_dict()``, the listed videos the run could not use and why.
+    """
     tags = ["ispan", "istpan", "video-classification"] + (["synthetic"] if synthetic else [])
     lines = [
         "---",
@@ -123,7 +129,24 @@ def model_card(
         "Labels, preprocessing, sampling and these metrics are in `config.json`.",
         "",
     ]
+    if skipped is not None and not synthetic:
+        lines += ["## Data", "", _skipped_text(skipped), ""]
     return "\n".join(lines)
+
+
+def _skipped_text(skipped: dict[str, Any]) -> str:
+    listed, n = skipped.get("listed", 0), skipped.get("skipped", 0)
+    if not n:
+        return f"All {listed} listed videos (training and validation) were used."
+    reasons = ", ".join(
+        f"{count} {REASONS.get(reason, reason)}"
+        for reason, count in skipped.get("by_reason", {}).items()
+    )
+    return (
+        f"{n} of the {listed} listed videos (training and validation, "
+        f"{100 * n / max(listed, 1):.1f}%) were skipped: {reasons}. The run folder's "
+        "`data_check.json` names each file and its reason."
+    )
 
 
 def _pct(value: Any) -> str:

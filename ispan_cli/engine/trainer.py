@@ -11,7 +11,7 @@ import math
 import os
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +19,17 @@ import torch
 import torch.nn.functional as F
 
 from ispan_cli.data import load_dataset
+from ispan_cli.data.check import CACHE_FILE, SkipReport, check_split, write_summary
 from ispan_cli.data.clips import ClipSettings, GlobalBatchSampler, VideoClips, collate
 from ispan_cli.engine import checkpoint as ckpt
 from ispan_cli.engine.config import TrainConfig, config_changes
-from ispan_cli.engine.distributed import World, all_reduce_sum, setup_world, teardown
+from ispan_cli.engine.distributed import (
+    World,
+    all_gather_objects,
+    all_reduce_sum,
+    setup_world,
+    teardown,
+)
 from ispan_cli.engine.events import Reporter, TrainEvent
 from ispan_cli.engine.export import export_best
 from ispan_cli.engine.metrics import video_metrics
@@ -35,6 +42,7 @@ from ispan_cli.video.preprocess import default_spec
 
 log = logging.getLogger("ispan.train")
 RUN_LOG = "train.log"
+SHOWN_SKIPS = 5  # skipped videos named on the terminal; train.log names every one
 CHECKPOINTS = "checkpoints"
 BEST_MODEL = "best"
 
@@ -47,6 +55,7 @@ class TrainResult:
     history: list[dict[str, Any]]
     skipped_videos: int
     resumed: bool
+    skipped: dict[str, Any] = field(default_factory=dict)  # SkipReport.to_dict()
 
 
 def train(
@@ -71,7 +80,9 @@ class _Run:
         self.cfg, self.world, self.report, self.resume = cfg, world, report, resume
         self.out = Path(cfg.output)
         self.last_path = self.out / CHECKPOINTS / ckpt.LAST
-        self.skipped: dict[str, str] = {}
+        # every listed video the run does not use, and why
+        self.skips = SkipReport(0, cfg.max_skipped)
+        self.later: dict[str, str] = {}  # of those, the ones that failed after the check
 
     # -- setup -----------------------------------------------------------------------------------
     def run(self) -> TrainResult:
@@ -85,8 +96,6 @@ class _Run:
         self.data = load_dataset(
             cfg.dataset, cfg.data_root, cfg.split, (cfg.synthetic_train, cfg.synthetic_val)
         )
-        for path in self.data.missing:
-            self._skip(path, "listed in the split files but not on disk")
         overrides = {
             "dropout": cfg.dropout,
             "beta": cfg.beta,
@@ -105,6 +114,7 @@ class _Run:
             cfg.arch, labels=self.data.classes, pretrained=pretrained, **overrides
         )
         self.spec = default_spec(self.model.config)
+        self._check_data()  # before any training step: a split that lost too much stops here
         self.model.to(world.device)
         if world.device.type == "cuda":
             self.model.to(memory_format=torch.channels_last)
@@ -178,6 +188,8 @@ class _Run:
         self.epoch, self.step_in_epoch = state["epoch"], state["step_in_epoch"]
         self.global_step, self.best = state["global_step"], state["best"]
         self.history, self.partial = state["history"], state["partial"]
+        for path, message in state.get("skipped_later", {}).items():
+            self._skip(path, message, quiet=True)
         # the optimizer's state holds the lr of the step where it was saved; the scheduler (built
         # for this run's length, which may be longer on resume) sets it from its position
         last_lr = self.scheduler.get_last_lr()
@@ -242,6 +254,7 @@ class _Run:
             self.history.append(row)
             if world.main:
                 write_metrics(self.out, self.history)
+                write_summary(self.out, self.skips, cfg.segments, cfg.decoder)
             self._save_last()
             if self.improved:
                 self._save_last(best=True)
@@ -252,7 +265,15 @@ class _Run:
                 self._export(self.history[-1] if self.history else {})
         best = self.out / BEST_MODEL
         self._emit("done", data={"best_model": str(best), "best_top1": self.best})
-        return TrainResult(self.out, best, self.best, self.history, len(self.skipped), resumed)
+        return TrainResult(
+            self.out,
+            best,
+            self.best,
+            self.history,
+            len(self.skips.skipped),
+            resumed,
+            self.skips.to_dict(),
+        )
 
     def _train_step(self, batch: dict[str, Any]) -> None:
         device = self.world.device
@@ -326,7 +347,7 @@ class _Run:
         if self.data.test and ((epoch + 1) % cfg.eval_every == 0 or last):
             self._precise_bn(epoch)
             row.update(self._evaluate(epoch))
-        row["skipped_videos"] = len(self.skipped)
+        row["skipped_videos"] = len(self.skips.skipped)
         top1 = row["val_top1"] if math.isfinite(row["val_top1"]) else None
         self.improved = top1 is not None and top1 > self.best
         if self.improved:
@@ -407,7 +428,9 @@ class _Run:
 
     # -- outputs ---------------------------------------------------------------------------------
     def _export(self, row: dict[str, Any]) -> None:
-        export_best(self.model, self.out / BEST_MODEL, self.cfg, self.data, self.spec, row)
+        export_best(
+            self.model, self.out / BEST_MODEL, self.cfg, self.data, self.spec, row, self.skips
+        )
 
     def _save_last(self, best: bool = False) -> None:
         if not self.world.main:
@@ -426,15 +449,62 @@ class _Run:
             "best": self.best,
             "history": self.history,
             "partial": self.partial,
+            "skipped_later": self.later,
         }
         ckpt.save_state(state, self.out / CHECKPOINTS / (ckpt.BEST if best else ckpt.LAST))
 
-    def _skip(self, path: str, message: str) -> None:
-        if path in self.skipped:
+    def _check_data(self) -> None:
+        """Checks every listed video once (cached in the run folder, so a resume reuses it),
+        drops the ones that cannot be used, and stops when more than --max-skipped are."""
+        cfg = self.cfg
+        data = self.data
+        if cfg.dataset == "synthetic":  # generated, not read: nothing can be missing or broken
+            self.skips = SkipReport(len(data.train) + len(data.test), cfg.max_skipped)
             return
-        self.skipped[path] = message
+        shared: tuple[Any, Any] = (None, None)  # (split and report, or None and the error)
+        if self.world.main:  # one scan, by rank 0's data loader workers; the others wait for it
+            try:
+                shared = (
+                    check_split(
+                        data,
+                        ("train", "test"),
+                        cfg.segments,
+                        cfg.decoder,
+                        self.spec.resize,
+                        cfg.workers,
+                        self.out / CACHE_FILE,
+                        cfg.max_skipped,
+                        lambda done, total: self._emit("check", step=done, steps=total),
+                    ),
+                    None,
+                )
+            except Exception as exc:  # raised on every rank below, so none waits forever
+                shared = None, (isinstance(exc, ISpanError), str(exc))
+        result, failure = all_gather_objects(shared, self.world)[0]
+        if failure is not None:
+            user_error, text = failure
+            raise (ISpanError if user_error else RuntimeError)(text)
+        self.data, self.skips = result
+        for s in self.skips.skipped:
+            log.warning("skipped %s: %s (%s)", s.path, s.reason, s.message)
+        for s in self.skips.skipped[:SHOWN_SKIPS]:
+            self._emit("message", data={"text": f"skipped {s.describe()}"})
+        more = len(self.skips.skipped) - SHOWN_SKIPS
+        tail = f" (the other {more} are in {RUN_LOG})" if more > 0 else ""
+        self._message(f"checked the listed videos: {self.skips.describe()}{tail}")
+        if self.world.main:
+            write_summary(self.out, self.skips, cfg.segments, cfg.decoder)
+        self.skips.enforce(f"{cfg.dataset} split {cfg.split} (training and validation)")
+
+    def _skip(self, path: str, message: str, quiet: bool = False) -> None:
+        """A video that passed the check but failed when loaded: skipped and counted."""
+        if path in self.later:
+            return
+        self.later[path] = message
+        self.skips = self.skips.with_failure(path, message)
         log.warning("skipped %s: %s", path, message)
-        self._message(f"skipped {path}: {message}")
+        if not quiet:
+            self._message(f"skipped {path}: {message}")
 
     def _message(self, text: str) -> None:
         if self.world.main:
