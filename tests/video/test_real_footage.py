@@ -200,3 +200,30 @@ def test_a_seek_that_cannot_be_numbered_falls_back_to_counting_from_the_start(ca
         wanted = [140, 3, 77, 149, 0]
         assert [read_index(f) for f in reader.read(wanted)] == wanted
         assert len(reader._seek_points()) == 1  # seeking is off for this file from now on
+
+
+def test_train_and_data_check_on_a_folder_dataset_of_copies(tmp_path):
+    """The way the bug met users: a UCF101-like folder dataset whose clips all decode."""
+    from tests.engine.runs import ispan, metrics_rows
+
+    root = tmp_path / "data"
+    for subset, copies in (("train", 3), ("val", 1)):
+        for cls in ("apply_eye_makeup", "apply_lipstick"):
+            folder = root / subset / cls
+            folder.mkdir(parents=True)
+            for i in range(copies):
+                shutil.copyfile(REAL, folder / f"v_{cls}_g0{i}_c01.avi")
+    checked = ispan("data", "check", str(root), "--segments", "8", "--workers", "2",
+                    "--format", "json", check=False)  # fmt: skip
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    doc = json.loads(checked.stdout)
+    assert (doc["files"], doc["ok"], doc["failed"]) == (8, 8, 0)
+    run = tmp_path / "run"
+    ispan("train", "--dataset", "folder", "--data-root", str(root), "--arch", "istpan_tiny",
+          "--pretrained", "none", "--segments", "8", "--input-size", "64", "--batch-size", "2",
+          "--epochs", "1", "--workers", "1", "--device", "cpu", "--quiet",
+          "--max-skipped", "0", "--output", str(run))  # fmt: skip
+    (row,) = metrics_rows(run)
+    assert row["skipped_videos"] == 0 and row["val_videos"] == 2
+    summary = json.loads((run / "data_check.json").read_text())
+    assert summary["listed"] == 8 and summary["skipped"] == 0
