@@ -27,8 +27,10 @@ On the GPU machine ispan is used from this checkout (PYTHONPATH), and packages m
 
 then run there with `carry: [".whl"]`: `python3 benchmarks/gpu_check.py --wheels .whl`.
 onnxruntime-gpu (about 300 MB) is over what a call may carry (64 MiB), so ONNX Runtime runs
-with whatever build the machine has; the summary's note column names the provider used. --dry-run does the same steps with tiny sizes on the CPU (CUDA-only steps
-report "skipped"): tests/test_gpu_check.py runs it so the script cannot rot between GPU sessions.
+with whatever build the machine has; the summary's note column names the provider used.
+
+--dry-run does the same steps with tiny sizes on the CPU (CUDA-only steps report "skipped"):
+tests/test_gpu_check.py runs it so the script cannot rot between GPU sessions.
 """
 
 from __future__ import annotations
