@@ -24,6 +24,7 @@ from typing import Any
 
 from ispan_cli.data.items import VIDEO_SUFFIXES, DatasetSplit, VideoItem
 from ispan_cli.errors import ISpanError, UsageError
+from ispan_cli.model_folder import atomic_write_text
 
 # reason -> how a summary names it; the order is the order summaries list them in
 REASONS = {
@@ -228,10 +229,7 @@ class CheckCache:
     def save(self) -> None:
         if self.path is None or not self._changed:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        tmp.write_text("".join(json.dumps(e) + "\n" for e in self._entries.values()))
-        os.replace(tmp, self.path)
+        atomic_write_text(self.path, "".join(json.dumps(e) + "\n" for e in self._entries.values()))
 
 
 # -- many files -----------------------------------------------------------------------------------
@@ -597,9 +595,5 @@ def _list_file(path: Path) -> list[str]:
 
 def write_summary(folder: Path, report: SkipReport, segments: int, decoder: str) -> Path:
     """data_check.json in a run folder, written atomically."""
-    folder.mkdir(parents=True, exist_ok=True)
     doc = {"segments": segments, "decoder": decoder, **report.to_dict()}
-    tmp = folder / f".{SUMMARY_FILE}.tmp"
-    tmp.write_text(json.dumps(doc, indent=2) + "\n")
-    os.replace(tmp, folder / SUMMARY_FILE)
-    return folder / SUMMARY_FILE
+    return atomic_write_text(folder / SUMMARY_FILE, json.dumps(doc, indent=2) + "\n")

@@ -4,14 +4,13 @@ that could run code)."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ispan_cli.errors import ISpanError
+from ispan_cli.model_folder import atomic_open
 
 LAST = "last.pt"
 BEST = "best.pt"
@@ -21,17 +20,8 @@ def save_state(state: dict[str, Any], path: str | Path) -> Path:
     """Writes ``state`` to a temporary file beside ``path``, fsyncs it, then renames it: a kill
     at any moment leaves either the old checkpoint or the new one, never half a file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(state, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(name, path)
-    except BaseException:
-        Path(name).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "wb") as fh:
+        torch.save(state, fh)
     return path
 
 

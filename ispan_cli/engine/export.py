@@ -4,7 +4,6 @@ config.json (labels, preprocessing, sampling, metrics, training), model.safetens
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ from ispan_cli.data.check import SkipReport
 from ispan_cli.data.items import DatasetSplit
 from ispan_cli.engine.config import TrainConfig
 from ispan_cli.engine.report import model_card
+from ispan_cli.model_folder import CARD_FILE, atomic_write_text
 from ispan_cli.video.preprocess import PreprocessSpec
 
 
@@ -60,9 +60,7 @@ def export_best(
         synthetic=cfg.dataset == "synthetic",
         skipped=skips.to_dict() if skips is not None else None,
     )
-    tmp = folder / ".README.md.tmp"
-    tmp.write_text(card)
-    os.replace(tmp, folder / "README.md")
+    atomic_write_text(folder / CARD_FILE, card)
     return folder
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
 from ispan_cli.data.check import REASONS
+from ispan_cli.model_folder import atomic_open, atomic_write_text
 
 METRICS_CSV = "metrics.csv"
 METRICS_JSONL = "metrics.jsonl"
@@ -22,16 +22,14 @@ def write_metrics(out: Path, history: list[dict[str, Any]]) -> None:
     if not history:
         return
     columns = list(dict.fromkeys(k for row in history for k in row))
-    tmp = out / f".{METRICS_CSV}.tmp"
-    with open(tmp, "w", newline="") as fh:
+    with atomic_open(out / METRICS_CSV, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=columns)
         writer.writeheader()
         for row in history:
             writer.writerow({k: _cell(row.get(k)) for k in columns})
-    os.replace(tmp, out / METRICS_CSV)
-    tmp = out / f".{METRICS_JSONL}.tmp"
-    tmp.write_text("".join(json.dumps(_jsonable(row)) + "\n" for row in history))
-    os.replace(tmp, out / METRICS_JSONL)
+    atomic_write_text(
+        out / METRICS_JSONL, "".join(json.dumps(_jsonable(row)) + "\n" for row in history)
+    )
 
 
 def plot_curves(out: Path, history: list[dict[str, Any]]) -> Path | None:

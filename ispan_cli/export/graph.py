@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from ispan_cli.errors import ISpanError
 from ispan_cli.export.metadata import FUSED, INPUT_NAME, LEVEL_PREFIX, LOGITS, OnnxModelInfo
+from ispan_cli.model_folder import atomic_path
 
 DEFAULT_OPSET = 18
 # Example sizes for tracing; they differ from 1 and from each other so that the exporter cannot
@@ -114,13 +115,8 @@ def save_atomic(proto, path: Path) -> None:
     """Writes an ONNX model to a temporary name beside ``path`` and renames it."""
     import onnx
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         onnx.save(proto, str(tmp))
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager

@@ -7,22 +7,23 @@ unpickles anything, and every key and shape must match the config's architecture
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from ispan_cli import __version__
 from ispan_cli.errors import ISpanError
+from ispan_cli.model_folder import (  # noqa: F401 - sha256_file: re-exported for callers
+    CONFIG_FILE,
+    FORMAT,
+    FORMAT_VERSION,
+    WEIGHTS_FILE,
+    atomic_path,
+    pickle_hint,
+    pickles_in,
+    sha256_file,
+)
 from ispan_cli.nn.config import ModelConfig
-
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
-FORMAT = "ispan"
-FORMAT_VERSION = 1
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 
 
 def save_model(model, directory: str | Path, extra: dict[str, Any] | None = None) -> Path:
@@ -43,9 +44,9 @@ def save_model(model, directory: str | Path, extra: dict[str, Any] | None = None
         "model": model.config.to_dict(),
         **(extra or {}),
     }
-    with _atomic_path(directory / WEIGHTS_FILE) as tmp:
+    with atomic_path(directory / WEIGHTS_FILE) as tmp:
         save_file(state, str(tmp), metadata={"format": "pt"})
-    with _atomic_path(directory / CONFIG_FILE) as tmp:
+    with atomic_path(directory / CONFIG_FILE) as tmp:
         tmp.write_text(json.dumps(doc, indent=2) + "\n")
     return directory
 
@@ -86,14 +87,7 @@ def load_model(directory: str | Path, device: str = "cpu"):
     config, _ = read_config(directory)
     weights = directory / WEIGHTS_FILE
     if not weights.is_file():
-        pickles = sorted(p.name for p in directory.iterdir() if p.suffix in PICKLE_SUFFIXES)
-        hint = (
-            f"; found {', '.join(pickles)}, but pickle files are refused because loading them can "
-            "run arbitrary code: convert them to safetensors"
-            if pickles
-            else ""
-        )
-        raise ISpanError(f"{directory} has no {WEIGHTS_FILE}{hint}")
+        raise ISpanError(f"{directory} has no {WEIGHTS_FILE}{pickle_hint(pickles_in(directory))}")
     try:
         state = load_file(str(weights), device="cpu")
     except (SafetensorError, OSError) as exc:
@@ -131,35 +125,3 @@ def state_dict_problems(expected: dict, state: dict) -> list[str]:
     if wrong:
         problems.append(f"wrong shapes: {wrong[:3]}")
     return problems
-
-
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-class _atomic_path:
-    """Context manager yielding a temporary path beside ``target``; renamed onto it on success."""
-
-    def __init__(self, target: Path) -> None:
-        self.target = target
-
-    def __enter__(self) -> Path:
-        fd, name = tempfile.mkstemp(dir=self.target.parent, prefix=f".{self.target.name}.")
-        os.close(fd)
-        self.tmp = Path(name)
-        return self.tmp
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            # mkstemp's file is 0600 (and writers may recreate it): give the final file the
-            # permissions any new file gets under the process umask
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(self.tmp, 0o666 & ~umask)
-            os.replace(self.tmp, self.target)
-        else:
-            self.tmp.unlink(missing_ok=True)

@@ -19,6 +19,7 @@ import numpy as np
 
 from ispan_cli.errors import ISpanError, UsageError
 from ispan_cli.export.metadata import FUSED, INPUT_NAME, LEVEL_PREFIX, LOGITS, OnnxModelInfo
+from ispan_cli.model_folder import sha256_file
 from ispan_cli.runtime.predictor import ModelIdentity, Predictor
 from ispan_cli.video.preprocess import PreprocessSpec, spec_from_config
 
@@ -256,17 +257,6 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     z = logits - logits.max(axis=-1, keepdims=True)
     e = np.exp(z)
     return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    """Like ispan_cli.nn's, without importing torch."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def load_onnx_predictor(spec: str | None, device: str = "auto", precision: str = "fp32"):

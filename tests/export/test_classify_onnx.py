@@ -8,7 +8,7 @@ import numpy as np
 from typer.testing import CliRunner
 
 from ispan_cli.app import app
-from ispan_cli.nn.serialization import sha256_file
+from ispan_cli.model_folder import sha256_file
 from tests.export.conftest import MODEL
 from tests.inference.schema import check_record
 

@@ -12,8 +12,8 @@ import torch
 
 from ispan_cli.errors import ISpanError
 from ispan_cli.hub import list_cached_models, resolve_model
+from ispan_cli.model_folder import sha256_file
 from ispan_cli.nn import load_model
-from ispan_cli.nn.serialization import sha256_file
 
 from .conftest import free_port
 

@@ -10,8 +10,8 @@ import torch
 
 from ispan_cli.errors import ISpanError
 from ispan_cli.hub import parse_hub_spec, resolve_model
+from ispan_cli.model_folder import sha256_file
 from ispan_cli.nn import create_model, save_model
-from ispan_cli.nn.serialization import sha256_file
 
 
 @pytest.fixture

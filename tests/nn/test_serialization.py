@@ -80,7 +80,7 @@ def test_pickle_weights_are_refused_and_never_executed(folder, tmp_path):
     (folder / "model.safetensors").unlink()
     with open(folder / "pytorch_model.bin", "wb") as fh:
         pickle.dump(_Exploit(marker), fh)
-    with pytest.raises(ISpanError, match="pickle files are refused"):
+    with pytest.raises(ISpanError, match="pickle weights are refused"):
         load_model(folder)
     assert not marker.exists()
     # a local backbone state dict goes through weights_only=True: refused, not run
