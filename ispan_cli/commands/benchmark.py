@@ -18,6 +18,7 @@ from ispan_cli.commands.options import (
     Precision,
     PrecisionOpt,
     SegmentsOpt,
+    TimeoutOpt,
 )
 
 
@@ -72,6 +73,7 @@ def benchmark(
         ),
     ] = 0,
     decoder: DecoderOpt = Decoder.auto,
+    timeout: TimeoutOpt = None,
     fmt: FormatOpt = OutputFormat.table,
 ) -> None:
     """Measure decode, preprocess, model and end-to-end videos/s and peak memory per runtime.
@@ -82,6 +84,7 @@ def benchmark(
     from rich.console import Console
 
     from ispan_cli.bench.run import BenchmarkOptions, run_benchmark
+    from ispan_cli.hub import hub_timeout
 
     runtimes = ("torch", "onnx") if runtime == BenchRuntime.all else (runtime.value,)
     if model and model.lower().endswith(".onnx") and runtime == BenchRuntime.all:
@@ -103,9 +106,10 @@ def benchmark(
         threads=threads,
     )
     err = Console(stderr=True)
-    result = run_benchmark(
-        options, progress=lambda m: err.print(f"[dim]{m}[/dim]", highlight=False)
-    )
+    with hub_timeout(timeout):
+        result = run_benchmark(
+            options, progress=lambda m: err.print(f"[dim]{m}[/dim]", highlight=False)
+        )
     if fmt == OutputFormat.json:
         typer.echo(json.dumps(result.to_dict(), indent=2))
         return

@@ -23,6 +23,7 @@ from ispan_cli.commands.options import (
     RuntimeOpt,
     SegmentsOpt,
     StreamOpt,
+    TimeoutOpt,
     WorkersOpt,
 )
 
@@ -54,6 +55,7 @@ def classify(
     workers: WorkersOpt = 2,
     decoder: DecoderOpt = Decoder.auto,
     stream: StreamOpt = None,
+    timeout: TimeoutOpt = None,
     fmt: Annotated[
         RecordFormat | None,
         typer.Option(
@@ -116,7 +118,7 @@ def classify(
     if (window is not None and window <= 0) or (stride is not None and stride <= 0):
         raise UsageError("--window and --stride must be positive numbers of seconds")
     record_format = _choose_format(fmt, output)
-    predictor = load_predictor(model, runtime.value, device, precision.value)
+    predictor = load_predictor(model, runtime.value, device, precision.value, timeout=timeout)
     options = ClassifyOptions(
         segments=segments or predictor.num_segments,
         crops=int(crops.value),

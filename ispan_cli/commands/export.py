@@ -8,7 +8,14 @@ from typing import Annotated
 
 import typer
 
-from ispan_cli.commands.options import Decoder, DecoderOpt, FormatOpt, ModelOpt, OutputFormat
+from ispan_cli.commands.options import (
+    Decoder,
+    DecoderOpt,
+    FormatOpt,
+    ModelOpt,
+    OutputFormat,
+    TimeoutOpt,
+)
 
 
 def export(
@@ -72,6 +79,7 @@ def export(
         bool, typer.Option("--force", help="Overwrite existing output files.")
     ] = False,
     decoder: DecoderOpt = Decoder.auto,
+    timeout: TimeoutOpt = None,
     fmt: FormatOpt = OutputFormat.table,
 ) -> None:
     """Export a model to ONNX with dynamic batch and segment axes, verified against PyTorch.
@@ -83,6 +91,7 @@ def export(
 
     from ispan_cli.errors import UsageError
     from ispan_cli.export.run import ExportOptions, run_export
+    from ispan_cli.hub import hub_timeout
 
     if not onnx:
         raise UsageError("say which format: --onnx (the only one so far)")
@@ -99,7 +108,10 @@ def export(
         force=force,
         decoder=decoder.value,
     )
-    result = run_export(options, progress=lambda m: err.print(f"[dim]{m}[/dim]", highlight=False))
+    with hub_timeout(timeout):
+        result = run_export(
+            options, progress=lambda m: err.print(f"[dim]{m}[/dim]", highlight=False)
+        )
     if fmt == OutputFormat.json:
         typer.echo(json.dumps(result.to_dict(), indent=2))
         return

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from ispan_cli.commands.options import TimeoutOpt
+
 app = typer.Typer(help="The Hugging Face Hub: upload model folders.", no_args_is_help=True)
 
 
@@ -24,13 +26,22 @@ def push(
     ] = None,
     private: Annotated[bool, typer.Option("--private", help="Create the repo as private.")] = False,
     message: Annotated[str | None, typer.Option("--message", help="Commit message.")] = None,
+    timeout: TimeoutOpt = None,
 ) -> None:
-    """Upload MODEL_DIR to the Hub repo org/name; prints the commit URL."""
-    from ispan_cli.hub import push_model
+    """Upload MODEL_DIR to the Hub repo org/name; prints the commit URL.
 
-    pushed = push_model(model_dir, repo, revision=revision, private=private, message=message)
+    Only config.json, model.safetensors and README.md go up, and only as regular files of
+    MODEL_DIR: a symbolic link is refused, whatever it points at.
+    """
+    from ispan_cli.hub import push_model
+    from ispan_cli.hub_http import printable
+
+    pushed = push_model(
+        model_dir, repo, revision=revision, private=private, message=message, timeout=timeout
+    )
+    # the commit hash and URL come from the server: printed without escape sequences
     typer.echo(
         f"pushed {pushed.files} file(s) to {pushed.repo_id}@{pushed.revision}: "
-        f"commit {pushed.commit}"
+        f"commit {printable(pushed.commit, 80)}"
     )
-    typer.echo(pushed.url)
+    typer.echo(printable(pushed.url, 400))

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from ispan_cli.commands.options import FormatOpt, OutputFormat
+from ispan_cli.commands.options import FormatOpt, OutputFormat, TimeoutOpt
 
 app = typer.Typer(
     help="List the model architectures, the local model zoo and cached Hub models.",
@@ -89,22 +89,31 @@ def _render_hub_table(hub: list[dict], cache: str) -> None:
 
     console = Console()
     if not hub:
-        console.print(f"No ispan models in the Hub cache {cache}.")
+        console.print(f"No ispan models in the Hub cache {_text(cache)}.")
         return
-    table = Table(title=f"Hub models in {cache} (use as org/name@revision)")
+    table = Table(title=f"Hub models in {_text(cache)} (use as org/name@revision)")
     for col in ("model", "refs", "arch", "backbone", "classes", "MB", "status"):
         table.add_column(col, justify="right" if col == "MB" else "left")
     for e in hub:
         table.add_row(
-            f"{e['repo_id']}@{e['revision'][:12]}",
-            ", ".join(e["refs"]) or "-",
-            e["arch"],
-            e["backbone"],
+            _text(f"{e['repo_id']}@{e['revision'][:12]}"),
+            _text(", ".join(e["refs"]) or "-"),
+            _text(e["arch"]),
+            _text(e["backbone"]),
             str(e["num_classes"]),
             f"{e['size_on_disk'] / 1e6:.1f}",
-            e["problem"] or "ok",
+            _text(e["problem"] or "ok"),
         )
     console.print(table)
+
+
+def _text(value: str) -> str:
+    """Text from the cache (written by a server) for rich: no markup, no escape sequences."""
+    from rich.markup import escape
+
+    from ispan_cli.hub_http import printable
+
+    return escape(printable(value, 400))
 
 
 def _render_tables(variants: list[dict], zoo: list[dict], zoo_path: str) -> None:
@@ -155,6 +164,7 @@ def info_command(
         ),
     ],
     fmt: FormatOpt = OutputFormat.table,
+    timeout: TimeoutOpt = None,
 ) -> None:
     """The configuration, labels and extra sections (preprocessing, metrics) of one model."""
     from ispan_cli.errors import ISpanError
@@ -176,7 +186,7 @@ def info_command(
         }
     elif parse_hub_spec(name) is not None:
         with _download_progress(name) as progress:
-            resolved = resolve_model(name, progress=progress)
+            resolved = resolve_model(name, progress=progress, timeout=timeout)
         config, doc = read_config(resolved.path)
         record = {
             "name": name,

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from ispan_cli.hub import DEFAULT_TIMEOUT  # light: imports neither torch nor huggingface_hub
+
 
 class OutputFormat(str, Enum):
     table = "table"
@@ -115,5 +117,18 @@ SegmentsOpt = Annotated[
         min=1,
         help="Number of equal segments (K); the centre frame of each is sampled. "
         "Default: the model's own K (8 without a model).",
+    ),
+]
+
+TimeoutOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--timeout",
+        min=0.1,
+        metavar="SECONDS",
+        help="Seconds a Hugging Face Hub request may take to connect or to start answering; an "
+        "answer must also bring 1 KiB in every such span. A stalled Hub makes the command fail "
+        f"with an error instead of hanging. Default: {DEFAULT_TIMEOUT:g}.",
+        show_default=False,
     ),
 ]

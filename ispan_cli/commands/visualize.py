@@ -19,6 +19,7 @@ from ispan_cli.commands.options import (
     RuntimeOpt,
     SegmentsOpt,
     StreamOpt,
+    TimeoutOpt,
 )
 from ispan_cli.viz.colormaps import Colormap
 
@@ -94,6 +95,7 @@ def visualize(
     ] = None,
     decoder: DecoderOpt = Decoder.auto,
     stream: StreamOpt = None,
+    timeout: TimeoutOpt = None,
     fmt: FormatOpt = OutputFormat.table,
 ) -> None:
     """Render the attention heatmaps of a video's sampled frames, with the top classes.
@@ -105,6 +107,7 @@ def visualize(
     """
     from rich.console import Console
 
+    from ispan_cli.hub import hub_timeout
     from ispan_cli.viz.run import VisualizeOptions, run_visualize
     from ispan_cli.viz.runner import load_runner
 
@@ -129,7 +132,8 @@ def visualize(
     from ispan_cli.video.decoder import check_video_path
 
     check_video_path(video)
-    runner = load_runner(model, runtime.value, device)
+    with hub_timeout(timeout):
+        runner = load_runner(model, runtime.value, device)
     err.print(
         f"[dim]model {runner.identity.id} ({runner.identity.source}) on {runner.device}, "
         f"{runner.runtime}[/dim]",

@@ -14,11 +14,20 @@ def load_predictor(
     runtime: str = "torch",
     device: str = "auto",
     precision: str = "fp32",
+    timeout: float | None = None,
 ) -> Predictor:
     """Resolves ``spec`` (zoo name, folder, Hub repo; None for the default) and loads it.
 
     runtime onnx: ``spec`` is a ``.onnx`` file or a model folder holding ``model.onnx``.
+    timeout: seconds for Hub requests (see ``ispan_cli.hub.hub_timeout``; None: the default).
     """
+    from ispan_cli.hub import hub_timeout
+
+    with hub_timeout(timeout):
+        return _load_predictor(spec, runtime, device, precision)
+
+
+def _load_predictor(spec: str | None, runtime: str, device: str, precision: str) -> Predictor:
     if runtime == "onnx":  # before the torch imports below: the ONNX path runs without torch
         from ispan_cli.runtime.onnx import load_onnx_predictor
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -16,8 +17,8 @@ from ispan_cli.app import app
 from ispan_cli.errors import ISpanError
 from ispan_cli.export.metadata import read_info
 from ispan_cli.export.verify import verify_export
+from ispan_cli.model_folder import sha256_file
 from ispan_cli.nn import load_model, read_config
-from ispan_cli.nn.serialization import sha256_file
 from ispan_cli.runtime.onnx import CPU, OnnxPredictor
 from ispan_cli.video import TSNSampler, preprocess, sample_video, spec_from_config
 from tests.export.conftest import DEFAULT_DIR, MODEL
@@ -209,5 +210,34 @@ def test_the_onnx_path_runs_without_torch(exported, export_videos):
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
     )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_the_onnx_path_with_a_zoo_name_runs_without_torch(exported, export_videos, tmp_path):
+    """The same promise through the zoo: a name resolves through ispan_cli.hub, which must not
+    pull torch in either (it once imported ispan_cli.nn for the weights' sha256)."""
+    import shutil
+
+    from tests.export.conftest import DEFAULT_DIR
+
+    zoo = tmp_path / "zoo"
+    shutil.copytree(DEFAULT_DIR, zoo / "onnx-model")  # a model folder that also holds its ONNX
+    shutil.copyfile(exported["plain"], zoo / "onnx-model" / "model.onnx")
+    code = (
+        "import sys\n"
+        "from ispan_cli.inference.pipeline import load_clip\n"
+        "from ispan_cli.runtime.loading import load_predictor\n"
+        "p = load_predictor('onnx-model', 'onnx', 'cpu')\n"
+        f"clip = load_clip({str(export_videos[0])!r}, 8, p.preprocessing, 'pyav')\n"
+        "probs = p.predict(clip.data[None])\n"
+        "assert probs.shape == (1, 5) and abs(probs.sum() - 1) < 1e-5\n"
+        "assert (p.identity.id, p.identity.source) == ('onnx-model', 'zoo'), p.identity\n"
+        "print(sorted(m for m in ('torch', 'torchvision', 'onnx') if m in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+        env={**os.environ, "ISPAN_MODELS_DIR": str(zoo)},
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
