@@ -25,9 +25,11 @@ def _debug_enabled() -> bool:
 
 
 def _print_error(message: str) -> None:
-    # One line on stderr; rich markup is not interpreted so paths with [] print as they are.
-    first = " ".join(str(message).split())
-    typer.echo(f"error: {first}", err=True)
+    # One line on stderr: a newline in a file name cannot forge a second line, and escape
+    # sequences in names or server text are shown, not obeyed. No rich markup is interpreted.
+    from ispan_cli.terminal import one_line
+
+    typer.echo(f"error: {one_line(message)}", err=True)
 
 
 class ErrorRenderingGroup(TyperGroup):

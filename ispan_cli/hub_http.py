@@ -38,6 +38,8 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 
+from ispan_cli.terminal import visible
+
 # An answer must bring at least this many bytes in every `timeout` seconds (1 KiB in 30 s by
 # default): a transfer slower than that is a stall, whatever a per-read timeout says.
 MIN_BYTES = 1024
@@ -76,9 +78,8 @@ def show(value: object, limit: int = 60) -> str:
 
 def printable(text: object, limit: int = 200) -> str:
     """Server text for a message or a table: control characters (terminal escape sequences)
-    replaced by '?', and cut to ``limit`` characters."""
-    clean = "".join(c if c.isprintable() else "?" for c in str(text))
-    return clean if len(clean) <= limit else clean[: limit - 3] + "..."
+    made visible (``ispan_cli.terminal``), and cut to ``limit`` characters."""
+    return visible(text, limit)
 
 
 class HubGuard:

@@ -126,8 +126,10 @@ def _render(console, result) -> None:
         else f"{v['count']} given videos"
     )
     m = result.machine
+    from ispan_cli.terminal import markup
+
     console.print(
-        f"{result.model['id']} ({result.model['source']}), K={result.segments}, "
+        f"{markup(result.model['id'])} ({result.model['source']}), K={result.segments}, "
         f"{result.input_size}px, batch {result.batch_size}, on {what}; {m['cpu_count']} CPU "
         f"cores, torch {m['torch']} ({m['torch_threads']} threads), onnxruntime "
         f"{m['onnxruntime']}",

@@ -163,11 +163,12 @@ def _write_records(records, record_format, output, quiet, predictor, options, to
     from rich.console import Console
 
     from ispan_cli.inference.records import RecordWriter
+    from ispan_cli.terminal import markup, one_line
 
     err = Console(stderr=True)
     if not quiet:
         err.print(
-            f"[dim]model {predictor.identity.id} ({predictor.identity.source}) on "
+            f"[dim]model {markup(predictor.identity.id)} ({predictor.identity.source}) on "
             f"{predictor.device}, {predictor.runtime} {getattr(predictor, 'precision', '')}, "
             f"{options.segments} segments x {options.crops} crop(s)[/dim]",
             highlight=False,
@@ -187,7 +188,10 @@ def _write_records(records, record_format, output, quiet, predictor, options, to
                     if record["input"] not in message:
                         message = f"{record['input']}: {message}"
                     progress.console.print(
-                        f"error: {message}", highlight=False, markup=False, soft_wrap=True
+                        f"error: {one_line(message)}",
+                        highlight=False,
+                        markup=False,
+                        soft_wrap=True,
                     )
                 progress.advance(task)
         writer.close(Console() if not output else Console(file=stream))

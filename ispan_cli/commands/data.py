@@ -172,9 +172,10 @@ def check(
 def _render(report, out: Path | None) -> None:
     from rich.console import Console
     from rich.table import Table
-    from rich.text import Text
 
     from ispan_cli.data.check import REASONS
+    from ispan_cli.terminal import one_line
+    from ispan_cli.terminal import text as Text  # file names and messages: shown, not obeyed
 
     console = Console()
     if report.failed:
@@ -183,10 +184,12 @@ def _render(report, out: Path | None) -> None:
             # the file column names the file: its message need not repeat it
             message = r.message.removeprefix(r.path).lstrip(": ") or r.message
             # file names and decoder messages are data, never rich markup
-            table.add_row(Text(r.path), Text(REASONS.get(r.reason, r.reason)), Text(message))
+            table.add_row(
+                Text(r.path), Text(REASONS.get(r.reason, r.reason)), Text(one_line(message))
+            )
         console.print(table)
     for r in report.warned:
-        console.print(Text(f"warning: {r.path}: {'; '.join(r.warnings)}"))
+        console.print(Text(one_line(f"warning: {r.path}: {'; '.join(r.warnings)}")))
     for note in report.notes:
         console.print(Text(note))
     d = report.to_dict()

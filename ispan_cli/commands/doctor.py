@@ -41,8 +41,9 @@ def _run_with_status(run):
 
 def _render(report) -> None:
     from rich.console import Console
-    from rich.markup import escape
     from rich.table import Table
+
+    from ispan_cli.terminal import markup
 
     console = Console()
     table = Table(title="ispan doctor")
@@ -59,7 +60,7 @@ def _render(report) -> None:
             status = "[bold red]BROKEN[/bold red]"
         else:
             status = "[yellow]unavailable[/yellow]"
-        table.add_row(section, c.name, status, escape(c.detail))
+        table.add_row(section, c.name, status, markup(c.detail))
     console.print(table)
     hub = report.hub
     lines = [
@@ -72,7 +73,7 @@ def _render(report) -> None:
     if hub.error:
         lines.append(f"Hub cache problem: {hub.error}")
     for line in lines:
-        console.print(escape(line), highlight=False)
+        console.print(markup(line), highlight=False)
     verdict = (
         "[green]all required parts work[/green]" if report.ok else "[bold red]broken[/bold red]"
     )

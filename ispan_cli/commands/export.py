@@ -121,9 +121,12 @@ def export(
 def _render(console, result) -> None:
     from rich.table import Table
 
+    from ispan_cli.terminal import markup
+
     info = result.info
     console.print(
-        f"wrote {result.path} ({result.size_bytes / 1e6:.1f} MB): {info.model_id}, outputs "
+        f"wrote {markup(result.path)} ({result.size_bytes / 1e6:.1f} MB): {markup(info.model_id)}, "
+        "outputs "
         f"{', '.join(info.outputs)}, dynamic batch and segments",
         highlight=False,
     )
@@ -162,12 +165,13 @@ def _render(console, result) -> None:
             table.add_row(label, *(cell(a) for _, a, _ in rows))
         console.print(table)
         for name, _, on in rows:
-            console.print(f"{name}: on {on}", highlight=False)
+            console.print(f"{name}: on {markup(on)}", highlight=False)
     if result.verify is not None:
         console.print(f"verified: probabilities within {result.verify.tolerance:g}, same top-1")
     if result.int8 is not None and result.int8_path is not None:
         console.print(
-            f"wrote {result.int8_path} ({(result.int8_size_bytes or 0) / 1e6:.1f} MB), int8",
+            f"wrote {markup(result.int8_path)} "
+            f"({(result.int8_size_bytes or 0) / 1e6:.1f} MB), int8",
             highlight=False,
         )
         if result.int8.agreement.top1_agreement < 0.98:

@@ -48,6 +48,7 @@ def frames(
     Samples K equal segments over the whole video and takes the centre frame of each (the test
     protocol classify uses). With --out, writes them as PNG files named by frame index.
     """
+    from ispan_cli.terminal import one_line
     from ispan_cli.video import TSNSampler, sample_video, save_frames
 
     sampled = sample_video(
@@ -73,7 +74,7 @@ def frames(
         )
     ]
     for warning in info.warnings:
-        typer.echo(f"warning: {warning}", err=True)
+        typer.echo(f"warning: {one_line(warning)}", err=True)
     if fmt is OutputFormat.json:
         payload = {
             "video": info.path,
@@ -98,12 +99,14 @@ def _render(info, rows: list[dict], note: str | None, out: Path | None) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from ispan_cli.terminal import one_line, text
+
     console = Console()
     title = (
         f"{len(rows)} segments of {info.path} ({info.num_frames} frames, "
         f"{info.duration:.2f} s, {info.fps:.2f} fps)"
     )
-    table = Table(title=title)
+    table = Table(title=text(title))
     for col, justify in (("segment", "right"), ("frame", "right"), ("time (s)", "right")):
         table.add_column(col, justify=justify)
     if out is not None:
@@ -111,10 +114,11 @@ def _render(info, rows: list[dict], note: str | None, out: Path | None) -> None:
     for row in rows:
         cells = [str(row["segment"]), str(row["index"]), f"{row['timestamp']:.3f}"]
         if out is not None:
-            cells.append(Path(row["file"]).name)
+            cells.append(text(Path(row["file"]).name))
         table.add_row(*cells)
     console.print(table)
     if note:
-        console.print(f"note: {note}", markup=False)
+        console.print(f"note: {one_line(note)}", markup=False)
     if out is not None:
-        console.print(f"wrote {len({r['index'] for r in rows})} PNG file(s) to {out}", markup=False)
+        count = len({r["index"] for r in rows})
+        console.print(f"wrote {count} PNG file(s) to {one_line(out)}", markup=False)

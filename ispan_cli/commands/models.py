@@ -111,9 +111,9 @@ def _text(value: str) -> str:
     """Text from the cache (written by a server) for rich: no markup, no escape sequences."""
     from rich.markup import escape
 
-    from ispan_cli.hub_http import printable
+    from ispan_cli.terminal import visible
 
-    return escape(printable(value, 400))
+    return escape(visible(value, 400))
 
 
 def _render_tables(variants: list[dict], zoo: list[dict], zoo_path: str) -> None:
@@ -149,7 +149,9 @@ def _render_tables(variants: list[dict], zoo: list[dict], zoo_path: str) -> None
         local.add_column(col)
     for e in zoo:
         local.add_row(
-            e["name"], e["arch"], e["backbone"], str(e["num_classes"]), e["problem"] or "ok"
+            *(_text(v) for v in (e["name"], e["arch"], e["backbone"])),
+            str(e["num_classes"]),
+            _text(e["problem"] or "ok"),
         )
     console.print(local)
 
@@ -238,15 +240,20 @@ def _render_info(record: dict) -> None:
 
     model = dict(record["model"])
     labels = model.pop("labels")
-    table = Table(title=f"{record['name']} ({record['source']})", show_header=False)
+    from ispan_cli.terminal import text
+
+    # everything here comes from a config.json, possibly a stranger's: shown, never interpreted
+    table = Table(title=text(f"{record['name']} ({record['source']})"), show_header=False)
     table.add_column("field", style="bold")
     table.add_column("value")
     for key, value in model.items():
-        table.add_row(key, ", ".join(value) if isinstance(value, list) else str(value))
+        shown = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+        table.add_row(text(key), text(shown))
     shown = ", ".join(labels[:20]) + (f", ... ({len(labels)} in all)" if len(labels) > 20 else "")
-    table.add_row("labels", shown or "(none: class indices only)")
+    table.add_row("labels", text(shown or "(none: class indices only)"))
     skip = {"name", "source", "model", "format", "format_version"}
     for key, value in record.items():
         if key not in skip:
-            table.add_row(key, json.dumps(value) if isinstance(value, (dict, list)) else str(value))
+            shown = json.dumps(value) if isinstance(value, (dict, list)) else str(value)
+            table.add_row(text(key), text(shown))
     Console().print(table)

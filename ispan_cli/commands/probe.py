@@ -22,11 +22,12 @@ def probe(
     """Duration, frame rate (constant or variable), frame count (counted, not trusted from the
     header), codec, pixel format, and display size after rotation, of the video stream read;
     with several video streams, lists them all and says which one is used."""
+    from ispan_cli.terminal import one_line
     from ispan_cli.video import probe as probe_video
 
     info = probe_video(video, decoder.value, stream)
     for warning in info.warnings:
-        typer.echo(f"warning: {warning}", err=True)
+        typer.echo(f"warning: {one_line(warning)}", err=True)
     if fmt is OutputFormat.json:
         typer.echo(json.dumps(info.to_dict()))
         return
@@ -36,6 +37,8 @@ def probe(
 def _render(info) -> None:
     from rich.console import Console
     from rich.table import Table
+
+    from ispan_cli.terminal import text
 
     def maybe(value, unknown: str = "unknown") -> str:
         return unknown if value is None else str(value)
@@ -52,7 +55,7 @@ def _render(info) -> None:
     if info.rotation:
         size += f" (stored {info.coded_width} x {info.coded_height}, rotated {info.rotation}°)"
     depth = f", {info.bit_depth}-bit" if info.bit_depth else ""
-    table = Table(title=info.path, show_header=False)
+    table = Table(title=text(info.path), show_header=False)
     table.add_column("property", style="bold")
     table.add_column("value")
     rows = [
@@ -78,5 +81,5 @@ def _render(info) -> None:
                 )
             )
     for key, value in rows:
-        table.add_row(key, value)
+        table.add_row(key, text(value))  # codec and container names come from the file too
     Console().print(table)

@@ -324,6 +324,8 @@ def train(
     )
     if summary["rank"] != 0:  # started by torchrun/SLURM: rank 0 speaks for the run
         return
+    from ispan_cli.terminal import one_line
+
     best = summary["best_top1"]
     shown = f"best validation top-1 {100 * best:.2f}%" if best > -1 else "no validation set"
     skipped = summary.get("skipped")
@@ -331,8 +333,9 @@ def train(
         from ispan_cli.data.check import SUMMARY_FILE, SkipReport
 
         where = Path(summary["output"]) / SUMMARY_FILE
-        typer.echo(f"{SkipReport.from_dict(skipped).describe()} (each in {where})", err=True)
-    typer.echo(f"{shown}; model folder: {summary['best_model']}", err=True)
+        described = one_line(SkipReport.from_dict(skipped).describe())
+        typer.echo(f"{described} (each in {one_line(where)})", err=True)
+    typer.echo(f"{shown}; model folder: {one_line(summary['best_model'])}", err=True)
 
 
 def _check_gpus(n: int) -> None:

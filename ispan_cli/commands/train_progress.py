@@ -21,7 +21,6 @@ class TrainProgress:
 
     def __call__(self, event) -> None:
         from rich.console import Console
-        from rich.markup import escape
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -30,6 +29,8 @@ class TrainProgress:
             TimeElapsedColumn,
             TimeRemainingColumn,
         )
+
+        from ispan_cli.terminal import markup
 
         if self.quiet:
             return
@@ -47,7 +48,7 @@ class TrainProgress:
             if self._progress is not None:  # above the live bar, not through it
                 console = self._progress.console
             # the text names files: data, never markup
-            console.print(f"[dim]{escape(d['text'])}[/dim]", highlight=False, markup=True)
+            console.print(f"[dim]{markup(d['text'])}[/dim]", highlight=False, markup=True)
             return
         if event.kind in ("check", "step", "eval"):
             if self._progress is None:

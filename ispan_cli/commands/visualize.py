@@ -134,8 +134,10 @@ def visualize(
     check_video_path(video)
     with hub_timeout(timeout):
         runner = load_runner(model, runtime.value, device)
+    from ispan_cli.terminal import markup
+
     err.print(
-        f"[dim]model {runner.identity.id} ({runner.identity.source}) on {runner.device}, "
+        f"[dim]model {markup(runner.identity.id)} ({runner.identity.source}) on {runner.device}, "
         f"{runner.runtime}[/dim]",
         highlight=False,
     )
@@ -149,20 +151,22 @@ def visualize(
 def _render(console, result) -> None:
     from rich.table import Table
 
+    from ispan_cli.terminal import markup, text
+
     console.print(
-        f"wrote {result.output} ({result.codec}, {result.width}x{result.height}, "
+        f"wrote {markup(result.output)} ({result.codec}, {result.width}x{result.height}, "
         f"{result.frames} frames at {result.fps:g} fps)",
         highlight=False,
     )
     for path, what in ((result.maps_out, "maps"), (result.png, "contact sheet")):
         if path is not None:
-            console.print(f"wrote {path} ({what})", highlight=False)
+            console.print(f"wrote {markup(path)} ({what})", highlight=False)
     table = Table("view", "top class", "score", "attention share per segment (%)")
     for view in result.views[:50]:
         name = f"{view.span[0]:.1f}-{view.span[1]:.1f}s" if view.span else "video"
         top = view.topk[0]
         shares = " ".join(f"{100 * s:.0f}" for s in view.share)
-        table.add_row(name, top["label"], f"{top['score']:.3f}", shares)
+        table.add_row(name, text(top["label"]), f"{top['score']:.3f}", shares)
     console.print(table)
     if len(result.views) > 50:
         console.print(f"... {len(result.views) - 50} more windows (--format json lists all)")

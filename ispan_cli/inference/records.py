@@ -95,6 +95,8 @@ def render_table(rows: list[dict[str, Any]], console=None) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from ispan_cli.terminal import markup, text
+
     console = console or Console()
     if not rows:
         console.print("No videos classified.")
@@ -104,7 +106,7 @@ def render_table(rows: list[dict[str, Any]], console=None) -> None:
     title = f"model {model.get('id')}" + (
         f"@{model['revision'][:12]}" if model.get("revision") else ""
     )
-    table = Table(title=title, show_lines=not timeline)
+    table = Table(title=text(title), show_lines=not timeline)
     table.add_column("input", overflow="fold")
     if timeline:
         table.add_column("time (s)", justify="right", no_wrap=True)
@@ -119,23 +121,18 @@ def render_table(rows: list[dict[str, Any]], console=None) -> None:
             else ([""] if timeline else [])
         )
         if r.get("error"):
-            table.add_row(r["input"], *when, f"[red]error: {_escape(r['error'])}[/red]", "", "")
+            error = f"[red]error: {markup(r['error'])}[/red]"
+            table.add_row(text(r["input"]), *when, error, "", "")
             continue
         if "segment" in r:
-            classes = f"{_escape(r['label'])} {r['score']:.3f}"
-            table.add_row(r["input"], *when, classes, f"{r['segment']['windows']} win", "")
+            classes = f"{markup(r['label'])} {r['score']:.3f}"
+            table.add_row(text(r["input"]), *when, classes, f"{r['segment']['windows']} win", "")
             continue
-        classes = "\n".join(f"{_escape(t['label'])} [dim]{t['score']:.3f}[/dim]" for t in r["topk"])
+        classes = "\n".join(f"{markup(t['label'])} [dim]{t['score']:.3f}[/dim]" for t in r["topk"])
         frames = r["frames"]
         note = f"{frames['segments']}x{frames['crops']}" + (
             " (repeated)" if frames["repeated"] else ""
         )
         total = sum(v for v in r["timings_ms"].values() if v is not None)
-        table.add_row(r["input"], *when, classes, note, f"{total:.0f}")
+        table.add_row(text(r["input"]), *when, classes, note, f"{total:.0f}")
     console.print(table)
-
-
-def _escape(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(str(text))
