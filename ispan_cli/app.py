@@ -6,6 +6,8 @@ libraries inside their bodies.
 
 from __future__ import annotations
 
+import functools
+import math
 import os
 import sys
 from typing import Annotated
@@ -14,7 +16,7 @@ import typer
 from typer.core import TyperGroup
 
 from ispan_cli import __version__
-from ispan_cli.errors import ISpanError
+from ispan_cli.errors import ISpanError, UsageError
 
 DEBUG_ENV = "ISPAN_DEBUG"
 _debug_flag = False  # set by --debug for this invocation
@@ -122,7 +124,31 @@ def _register() -> None:
     app.command("benchmark")(benchmark.benchmark)
 
 
+def _finite_numbers(func):
+    """Wraps a command so that NaN and infinity in any float option are a usage error: they
+    pass typer's range checks (NaN compares false) and broke the work much later."""
+
+    @functools.wraps(func)
+    def checked(**kwargs):
+        for name, value in kwargs.items():
+            for x in value if isinstance(value, (list, tuple)) else (value,):
+                if isinstance(x, float) and not math.isfinite(x):
+                    flag = "--" + name.replace("_", "-")  # the options' names follow this rule
+                    raise UsageError(f"{flag} must be a finite number, got {x}")
+        return func(**kwargs)
+
+    return checked
+
+
+def _check_numbers_everywhere(typer_app: typer.Typer) -> None:
+    for info in typer_app.registered_commands:
+        info.callback = _finite_numbers(info.callback)
+    for group in typer_app.registered_groups:
+        _check_numbers_everywhere(group.typer_instance)
+
+
 _register()
+_check_numbers_everywhere(app)
 
 
 def main() -> None:
