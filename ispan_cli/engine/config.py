@@ -1,4 +1,5 @@
-"""TrainConfig: every setting of a training run, with defaults from docs/paper.md's recipe.
+"""TrainConfig: every setting of a training run, with defaults from the paper's recipe
+(arXiv:1808.01106, TSN-style).
 
 Precedence: defaults < ``--config FILE`` (TOML) < command-line options. The config is saved with
 each checkpoint and in the model folder, so a run can be resumed and reproduced from its output.
@@ -39,9 +40,10 @@ RESUMABLE_CHANGES = frozenset(
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """A training run. The defaults follow the TSN-style recipe of docs/paper.md for UCF101 and
-    HMDB51 fine-tuning from ImageNet (SGD momentum 0.9, weight decay 5e-4, dropout 0.8, partial
-    BN, cosine schedule, K=8, 224 crops with scale jitter, corner cropping and flips)."""
+    """A training run. The defaults follow the TSN-style recipe of the paper
+    (arXiv:1808.01106) for UCF101 and HMDB51 fine-tuning from ImageNet (SGD momentum 0.9,
+    weight decay 5e-4, dropout 0.8, partial BN, cosine schedule, K=8, 224 crops with scale
+    jitter, corner cropping and flips)."""
 
     dataset: str = "ucf101"
     data_root: str | None = None
@@ -145,9 +147,54 @@ def build_config(config_file: str | Path | None, overrides: dict[str, Any]) -> T
     (the options given on the command line; None values are ignored)."""
     data: dict[str, Any] = {}
     if config_file is not None:
-        data.update(read_toml(config_file))
+        data.update(check_types(read_toml(config_file), f"--config {config_file}"))
     data.update({k: v for k, v in overrides.items() if v is not None})
     return TrainConfig.from_dict(data)
+
+
+def check_types(data: dict[str, Any], where: str) -> dict[str, Any]:
+    """``data`` if every value has its TrainConfig field's type (typer checks the options; a
+    TOML file is checked here): ``epochs = "ten"`` or ``batch_size = 2.5`` is one line."""
+    import math
+    import types
+    import typing
+
+    hints = typing.get_type_hints(TrainConfig)
+    names = {"int": "a whole number", "float": "a number", "bool": "true or false",
+             "str": "a string", "tuple": "a list of numbers"}  # fmt: skip
+    for raw_key, value in data.items():
+        key = raw_key.replace("-", "_")
+        if key not in hints:
+            continue  # from_dict names unknown settings
+        hint = hints[key]
+        union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+        allowed = typing.get_args(hint) if union else (hint,)
+        if value is None and type(None) in allowed:
+            continue
+        kinds = [t for t in allowed if t is not type(None)]
+        ok = any(_has_type(value, t) for t in kinds)
+        if ok and isinstance(value, float) and not math.isfinite(value):
+            raise UsageError(f"{where}: {raw_key} must be a finite number, got {value}")
+        if not ok:
+            wanted = " or ".join(names.get(getattr(t, "__name__", str(t)), str(t)) for t in kinds)
+            raise UsageError(
+                f"{where}: {raw_key} must be {wanted}, got {value!r} ({type(value).__name__})"
+            )
+    return data
+
+
+def _has_type(value: Any, kind: Any) -> bool:
+    import typing
+
+    if typing.get_origin(kind) is tuple:
+        return isinstance(value, (list, tuple)) and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
+        )
+    if kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, kind)
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:
