@@ -29,9 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from synth_videos import encode, write_long
 
 from ispan_cli.inference.inputs import InputItem
-from ispan_cli.inference.pipeline import ClassifyOptions, load_clip, run_classify
+from ispan_cli.inference.pipeline import ClassifyOptions, run_classify
 from ispan_cli.nn import create_model, save_model
 from ispan_cli.runtime.loading import load_predictor
+from ispan_cli.video.clip import load_clip
 
 
 def folder_throughput(predictor, paths, options, rounds: int) -> dict:

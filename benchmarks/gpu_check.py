@@ -223,7 +223,7 @@ def step_benchmark(ctx):
 DECODE_ONLY = """
 import json, sys, time
 from concurrent.futures import ProcessPoolExecutor
-from ispan_cli.inference.pipeline import load_clip
+from ispan_cli.video.clip import load_clip
 from ispan_cli.video.preprocess import PreprocessSpec
 
 def one(path):

@@ -33,13 +33,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ispan_cli.bench.synthetic import write_synthetic_video
 from ispan_cli.data.synth_writer import write_synthetic
-from ispan_cli.export.metadata import INPUT_NAME
-from ispan_cli.export.quantize import find_videos, load_clips, quantize_int8
+from ispan_cli.export.quantize import load_clips, quantize_int8
 from ispan_cli.export.run import ExportOptions, run_export
 from ispan_cli.export.verify import compare
-from ispan_cli.runtime.onnx import OnnxPredictor, softmax
+from ispan_cli.runtime.onnx import OnnxPredictor
+from ispan_cli.runtime.onnx_format import INPUT_NAME
+from ispan_cli.runtime.predictor import softmax
+from ispan_cli.video.files import videos_in
+from ispan_cli.video.synthetic import write_synthetic_video
 
 
 def quantize_previous(fp32: Path, out: Path, clips) -> Path:
@@ -47,7 +49,7 @@ def quantize_previous(fp32: Path, out: Path, clips) -> Path:
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from ispan_cli.diagnostics import quiet_native_output
+    from ispan_cli.native_output import quiet_native_output
 
     class Reader:  # onnxruntime's CalibrationDataReader protocol
         def __init__(self) -> None:
@@ -127,7 +129,7 @@ def main() -> None:
             write_synthetic_video(tmp / "generated" / f"g{i:03d}.mp4", 3.0, seed=1000 + i)
             for i in range(args.generated)
         ]
-        cal_videos, val_videos = find_videos(tmp / "cal"), find_videos(tmp / "val")
+        cal_videos, val_videos = videos_in(tmp / "cal"), videos_in(tmp / "val")
         cal = load_clips(cal_videos, k, spec)
         sets = {
             "synthetic": load_clips(val_videos, k, spec),

@@ -9,19 +9,18 @@ broken part never hides the others. Nothing here prints; the command renders the
 
 from __future__ import annotations
 
-import contextlib
 import importlib
-import io
 import os
 import platform
 import re
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ispan_cli import __version__
+from ispan_cli.native_output import ort_failure_reason, quiet_native_output
 
 # Parts without which ispan cannot classify a video: a failure makes `ispan doctor` exit 1.
 # (Hard dependencies that fail to import are broken too: the install itself is.)
@@ -32,7 +31,6 @@ CPU_PROVIDER = "CPUExecutionProvider"
 # A frame colour that survives 4:2:0 chroma subsampling and lossy coding within a few levels.
 _COLOUR = (200, 60, 40)
 _SIZE = (64, 48)  # width, height: even, as 4:2:0 needs
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 @dataclass(frozen=True)
@@ -407,17 +405,6 @@ def _provider_check(ort, model: bytes, provider: str) -> Check:
     return Check("onnxruntime", provider, True, required, "a session initialises and runs on it")
 
 
-def ort_failure_reason(text: str) -> str:
-    """What onnxruntime's log says about why a provider did not start, in one short line."""
-    text = _ANSI.sub("", text)
-    library = re.search(r"with error: ([^\n]+)", text)  # the shared library that failed to load
-    needs = re.search(r"(Require [^\n]+?)\.(?:\s|$)", text)  # e.g. cuDNN 9.* and CUDA 13.*
-    if library or needs:
-        return "; ".join(m.group(1).strip() for m in (library, needs) if m)
-    other = re.search(r"(Please install [^\n,]+)|EP Error ([^\n]+)", text)
-    return (other.group(1) or other.group(2)).strip() if other else ""
-
-
 # -- Hub -----------------------------------------------------------------------------------------
 
 
@@ -448,34 +435,3 @@ def _hub() -> HubInfo:
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-@contextlib.contextmanager
-def quiet_native_output(sink: list[str] | None = None) -> Iterator[None]:
-    """Keeps what libraries print (C++ logs on fd 2, Python prints) off the terminal.
-
-    The text is appended to ``sink`` as one string when given. Redirects the file descriptors,
-    not only ``sys.stdout``/``sys.stderr``, because onnxruntime and FFmpeg log from C++.
-    """
-    buffer = io.StringIO()
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):
-            stream.flush()
-    with tempfile.TemporaryFile() as tmp:
-        saved: list[tuple[int, int]] = []
-        for fd in (1, 2):
-            try:
-                saved.append((fd, os.dup(fd)))
-                os.dup2(tmp.fileno(), fd)
-            except OSError:  # no such descriptor (e.g. a daemon): nothing to silence there
-                pass
-        try:
-            with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
-                yield
-        finally:
-            for fd, copy in saved:
-                os.dup2(copy, fd)
-                os.close(copy)
-            if sink is not None:
-                tmp.seek(0)
-                sink.append(tmp.read().decode("utf-8", "replace") + buffer.getvalue())

@@ -28,6 +28,7 @@ from typing import BinaryIO, Literal
 
 from ispan_cli.errors import ISpanError
 from ispan_cli.hub_http import COMMIT, Failure, HubGuard, guarded_hub, printable, show
+from ispan_cli.identity import ModelIdentity
 from ispan_cli.model_folder import (
     CARD_FILE,
     CONFIG_FILE,
@@ -86,16 +87,30 @@ class ResolvedModel:
     """A model folder on local disk and where it came from."""
 
     path: Path  # folder holding config.json and model.safetensors
-    model_id: str  # Hub repo id, zoo name, or the folder path
-    source: Source
-    revision: str | None  # Hub commit hash the files come from; None for local folders
-    sha256: str  # of model.safetensors: identifies the weights whatever the source
+    identity: ModelIdentity  # id: Hub repo id, zoo name, or the folder path; revision: the commit
     ref: str | None = None  # the Hub revision asked for (branch, tag or commit), None if local
 
     @property
+    def model_id(self) -> str:
+        return self.identity.id
+
+    @property
+    def source(self) -> Source:
+        return self.identity.source  # type: ignore[return-value]
+
+    @property
+    def revision(self) -> str | None:
+        """The Hub commit hash the files come from; None for local folders."""
+        return self.identity.revision
+
+    @property
+    def sha256(self) -> str:
+        """Of model.safetensors: identifies the weights whatever the source."""
+        return self.identity.sha256
+
+    @property
     def display(self) -> str:
-        """``org/name@<12-char commit>`` for Hub models, else the model id."""
-        return f"{self.model_id}@{self.revision[:12]}" if self.revision else self.model_id
+        return self.identity.display
 
 
 @dataclass(frozen=True)
@@ -206,9 +221,8 @@ def _local(folder: Path, model_id: str, source: Source) -> ResolvedModel:
     weights = folder / WEIGHTS_FILE
     if not weights.is_file():
         raise ISpanError(f"{folder} has no {WEIGHTS_FILE}{pickle_hint(pickles_in(folder))}")
-    return ResolvedModel(
-        path=folder, model_id=model_id, source=source, revision=None, sha256=sha256_file(weights)
-    )
+    identity = ModelIdentity(model_id, None, sha256_file(weights), source)
+    return ResolvedModel(path=folder, identity=identity)
 
 
 def _resolve_hub(
@@ -240,14 +254,8 @@ def _resolve_hub(
             listing = [] if offline else _remote_files(repo_id, commit, endpoint, token)
             pickles = sorted(printable(f, 80) for f in listing if Path(f).suffix in PICKLE_SUFFIXES)
             raise ISpanError(f"{where} has no {WEIGHTS_FILE}{pickle_hint(pickles)}")
-    return ResolvedModel(
-        path=folder,
-        model_id=repo_id,
-        source="hub",
-        revision=commit,
-        sha256=sha256_file(weights),
-        ref=ref,
-    )
+    identity = ModelIdentity(repo_id, commit, sha256_file(weights), "hub")
+    return ResolvedModel(path=folder, identity=identity, ref=ref)
 
 
 def _download(

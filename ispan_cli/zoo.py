@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ZOO_ENV = "ISPAN_MODELS_DIR"
+# The model every command uses without --model (a folder in models/; also `make demo`'s).
+DEFAULT_MODEL = "istpan-tiny-synthetic"
 
 
 def zoo_dir() -> Path:

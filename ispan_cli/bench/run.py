@@ -23,6 +23,7 @@ import numpy as np
 
 from ispan_cli.bench.memory import PeakMemory
 from ispan_cli.errors import UsageError
+from ispan_cli.identity import ModelIdentity
 
 Progress = Callable[[str], None]
 RUNTIMES = ("torch", "onnx", "onnx-int8")
@@ -125,9 +126,8 @@ def _check(options: BenchmarkOptions) -> None:
 
 def run_benchmark(options: BenchmarkOptions, progress: Progress | None = None) -> BenchmarkResult:
     """Measures every runtime in ``options.runtimes`` on the same videos."""
-    from ispan_cli.bench.synthetic import write_synthetic_video
-    from ispan_cli.export.run import load_for_export
-    from ispan_cli.video.preprocess import PreprocessSpec
+    from ispan_cli.runtime.loading import load_model
+    from ispan_cli.video.synthetic import write_synthetic_video
 
     say = progress or (lambda _m: None)
     _check(options)
@@ -161,27 +161,23 @@ def run_benchmark(options: BenchmarkOptions, progress: Progress | None = None) -
                 "codec": "h264",
             }
         if is_onnx_file:
-            from ispan_cli.runtime.onnx import OnnxPredictor
-
-            probe = OnnxPredictor(options.model, device="cpu")
-            model, doc = None, probe.info.config
-            identity = {
-                "model_id": probe.info.model_id,
-                "source": "file",
-                "weights_sha256": probe.info.weights_sha256,
-                "revision": None,
-            }
-            del probe
-        else:
-            model, doc, identity = load_for_export(options.model)
-        spec = replace(PreprocessSpec.from_dict(doc["preprocessing"]), crops=1)
+            loaded = load_model(options.model, "onnx", device="cpu")
+            info = loaded.session.info
+            # the model the file was exported from, not the file itself
+            identity = ModelIdentity(info.model_id, None, info.weights_sha256, "file")
+        else:  # on the CPU: exported from there; the torch runtime moves it to --device
+            loaded = load_model(options.model, device="cpu", allow_registry=True)
+            identity = loaded.identity
+        model, doc = loaded.model, loaded.document
+        spec = replace(loaded.preprocessing, crops=1)
+        del loaded  # the probe session of an .onnx file is not one of the measured runtimes
         k = options.segments or int(doc["model"].get("num_segments", 8))
         say(f"decoding and preprocessing {len(videos)} videos (K={k})")
         clips, decode_ms, preprocess_ms = _decode(videos, k, spec, options.decoder)
         result = BenchmarkResult(
             model={
-                "id": identity["model_id"],
-                "source": identity["source"],
+                "id": identity.id,
+                "source": identity.source,
                 "arch": doc["model"].get("arch"),
                 "backbone": doc["model"].get("backbone"),
             },
@@ -224,7 +220,7 @@ def run_benchmark(options: BenchmarkOptions, progress: Progress | None = None) -
 
 
 def _decode(videos, k: int, spec, decoder: str) -> tuple[list[np.ndarray], float, float]:
-    from ispan_cli.inference.pipeline import load_clip
+    from ispan_cli.video.clip import load_clip
 
     clips, dec, pre = [], [], []
     for video in videos:
@@ -237,9 +233,9 @@ def _decode(videos, k: int, spec, decoder: str) -> tuple[list[np.ndarray], float
 
 def _export(model, doc, identity, tmp: Path, say) -> Path:
     from ispan_cli.export.graph import export_onnx, output_names
-    from ispan_cli.export.metadata import OnnxModelInfo
+    from ispan_cli.runtime.onnx_format import ONNX_FILE, OnnxModelInfo
 
-    path = tmp / "model.onnx"
+    path = tmp / ONNX_FILE
     say("exporting to ONNX")
     info = OnnxModelInfo(
         config=doc,
@@ -247,15 +243,15 @@ def _export(model, doc, identity, tmp: Path, say) -> Path:
         precision="fp32",
         sampling={"method": "tsn-centre", "segments": model.config.num_segments},
         opset=18,
-        **identity,
+        identity=identity,
     )
     return export_onnx(model, path, info)
 
 
 def _int8_file(onnx_path: Path, clips, spec, options, tmp: Path, say) -> Path:
     """Quantizes once, calibrated on generated clips other than the benchmark's."""
-    from ispan_cli.bench.synthetic import write_synthetic_video
     from ispan_cli.export.quantize import load_clips, quantize_int8
+    from ispan_cli.video.synthetic import write_synthetic_video
 
     int8_path = tmp / "model.int8.onnx"
     if not int8_path.exists():
@@ -271,15 +267,10 @@ def _int8_file(onnx_path: Path, clips, spec, options, tmp: Path, say) -> Path:
 def _predictor(runtime, model, identity, spec, path, options):
     if runtime == "torch":
         from ispan_cli.runtime.device import resolve_device
-        from ispan_cli.runtime.predictor import ModelIdentity, TorchPredictor
+        from ispan_cli.runtime.predictor import TorchPredictor
 
-        ident = ModelIdentity(
-            identity["model_id"],
-            identity["revision"],
-            identity["weights_sha256"],
-            identity["source"],
-        )
-        return TorchPredictor(model, ident, spec, resolve_device(options.device), options.precision)
+        device = resolve_device(options.device)
+        return TorchPredictor(model, identity, spec, device, options.precision)
     from ispan_cli.runtime.onnx import OnnxPredictor
 
     return OnnxPredictor(path, device=options.device, threads=options.threads)
@@ -349,16 +340,13 @@ def _visualize_overhead(model, identity, spec, videos, options, tmp: Path) -> di
     from ispan_cli.inference.inputs import InputItem
     from ispan_cli.inference.pipeline import ClassifyOptions, run_classify
     from ispan_cli.runtime.device import resolve_device
-    from ispan_cli.runtime.predictor import ModelIdentity, TorchPredictor
+    from ispan_cli.runtime.predictor import TorchPredictor
     from ispan_cli.viz.run import VisualizeOptions, run_visualize
     from ispan_cli.viz.runner import torch_runner
 
     device = resolve_device(options.device)
-    ident = ModelIdentity(
-        identity["model_id"], identity["revision"], identity["weights_sha256"], identity["source"]
-    )
-    predictor = TorchPredictor(model, ident, spec, device)
-    runner = torch_runner(model, ident, spec, device)
+    predictor = TorchPredictor(model, identity, spec, device)
+    runner = torch_runner(model, identity, spec, device)
     k = options.segments or model.config.num_segments
     classify = ClassifyOptions(
         segments=k, crops=1, topk=5, decoder=options.decoder, batch_size=1, workers=0

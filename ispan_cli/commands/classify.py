@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from enum import Enum
 from pathlib import Path
@@ -118,26 +119,33 @@ def classify(
     if (window is not None and window <= 0) or (stride is not None and stride <= 0):
         raise UsageError("--window and --stride must be positive numbers of seconds")
     record_format = _choose_format(fmt, output)
-    predictor = load_predictor(model, runtime.value, device, precision.value, timeout=timeout)
-    options = ClassifyOptions(
-        segments=segments or predictor.num_segments,
-        crops=int(crops.value),
-        topk=topk,
-        decoder=decoder.value,
-        stream=stream,
-        batch_size=batch_size or (4 if window is None else 1),
-        workers=workers,
-        fail_fast=fail_fast,
-    )
-    items = _inputs(inputs)
-    if window is None:
-        records = run_classify(predictor, items, options)
-    else:
-        records = run_timeline(predictor, items, options, window, stride or window)
-        if merge:
-            records = merge_windows(records)
-    total = len(items) if isinstance(items, list) and window is None else None
-    failed = _write_records(records, record_format, output, quiet, predictor, options, total)
+    outputs = contextlib.ExitStack()
+    if output is not None:  # checked and locked (one writer at a time) before the model loads
+        from ispan_cli.outputs import check_output_file, exclusive
+
+        check_output_file(output, [p for p in inputs if p != "-"])
+        outputs.enter_context(exclusive(output))
+    with outputs:
+        predictor = load_predictor(model, runtime.value, device, precision.value, timeout=timeout)
+        options = ClassifyOptions(
+            segments=segments or predictor.num_segments,
+            crops=int(crops.value),
+            topk=topk,
+            decoder=decoder.value,
+            stream=stream,
+            batch_size=batch_size or (4 if window is None else 1),
+            workers=workers,
+            fail_fast=fail_fast,
+        )
+        items = _inputs(inputs)
+        if window is None:
+            records = run_classify(predictor, items, options)
+        else:
+            records = run_timeline(predictor, items, options, window, stride or window)
+            if merge:
+                records = merge_windows(records)
+        total = len(items) if isinstance(items, list) and window is None else None
+        failed = _write_records(records, record_format, output, quiet, predictor, options, total)
     raise typer.Exit(1 if failed else 0)
 
 
@@ -162,8 +170,7 @@ def _write_records(records, record_format, output, quiet, predictor, options, to
     """Writes every record; returns how many inputs failed."""
     from rich.console import Console
 
-    from ispan_cli.inference.records import RecordWriter
-    from ispan_cli.terminal import markup, one_line
+    from ispan_cli.terminal import markup
 
     err = Console(stderr=True)
     if not quiet:
@@ -173,38 +180,53 @@ def _write_records(records, record_format, output, quiet, predictor, options, to
             f"{options.segments} segments x {options.crops} crop(s)[/dim]",
             highlight=False,
         )
-    stream = open(output, "w", newline="") if output else sys.stdout  # noqa: SIM115
-    writer = RecordWriter(record_format, stream)
-    failed = 0
-    progress = _progress(err, quiet)
-    try:
-        with progress:
-            task = progress.add_task("classifying", total=total)
-            for record in records:
-                writer.write(record)
-                if record.get("error"):
-                    failed += 1
-                    message = record["error"]
-                    if record["input"] not in message:
-                        message = f"{record['input']}: {message}"
-                    progress.console.print(
-                        f"error: {one_line(message)}",
-                        highlight=False,
-                        markup=False,
-                        soft_wrap=True,
-                    )
-                progress.advance(task)
-        writer.close(Console() if not output else Console(file=stream))
-    finally:
+    with contextlib.ExitStack() as stack:
+        stream = sys.stdout
         if output:
-            stream.close()
+            # replaced only once complete: a crash or a kill leaves the previous file as it was
+            from ispan_cli.model_folder import atomic_open
+
+            stream = stack.enter_context(atomic_open(output, "w", newline=""))
+        failed, count = _stream_records(records, record_format, stream, output, err, quiet, total)
+        if count == 0:  # inside the block: an empty run never replaces an earlier output
+            from ispan_cli.errors import ISpanError
+
+            raise ISpanError(
+                "nothing to classify: the inputs (standard input, folders, glob patterns) gave no "
+                "video paths; check them"
+            )
     if not quiet:
-        done = writer.count
         err.print(
-            f"[dim]{done - failed} of {done} input(s) classified, {failed} failed[/dim]",
+            f"[dim]{count - failed} of {count} input(s) classified, {failed} failed[/dim]",
             highlight=False,
         )
     return failed
+
+
+def _stream_records(records, record_format, stream, output, err, quiet, total):
+    """Writes the records to ``stream`` as they come; returns (failed, written)."""
+    from rich.console import Console
+
+    from ispan_cli.inference.records import RecordWriter
+    from ispan_cli.terminal import one_line
+
+    writer = RecordWriter(record_format, stream)
+    failed = 0
+    with _progress(err, quiet) as progress:
+        task = progress.add_task("classifying", total=total)
+        for record in records:
+            writer.write(record)
+            if record.get("error"):
+                failed += 1
+                message = record["error"]
+                if record["input"] not in message:
+                    message = f"{record['input']}: {message}"
+                progress.console.print(
+                    f"error: {one_line(message)}", highlight=False, markup=False, soft_wrap=True
+                )
+            progress.advance(task)
+    writer.close(Console() if not output else Console(file=stream))
+    return failed, writer.count
 
 
 def _progress(console, quiet: bool):

@@ -75,7 +75,6 @@ def evaluate(
     from rich.progress import Progress
 
     from ispan_cli.engine.evaluation import evaluate as run
-    from ispan_cli.runtime.loading import DEFAULT_MODEL
 
     if split == "all":
         splits = (1, 2, 3)
@@ -96,7 +95,7 @@ def evaluate(
             return update
 
         report = run(
-            model or DEFAULT_MODEL,
+            model,
             dataset.value,
             data_root,
             splits,
@@ -112,15 +111,17 @@ def evaluate(
             max_skipped,
             bar_for("checking videos"),
         )
+    from ispan_cli.terminal import one_line
+
     for s in report.splits:
         shown = s.skipped.skipped[:SHOWN_SKIPS]
         for skip in shown:
-            err.print(f"skipped {skip.describe()}", highlight=False, markup=False)
+            err.print(f"skipped {one_line(skip.describe())}", highlight=False, markup=False)
         if dataset != DatasetName.synthetic:
             line = f"split {s.split}: {s.skipped.describe()}"
             if len(s.skipped.skipped) > len(shown):
                 line += " (every one is in skipped.txt with --output)"
-            err.print(line, highlight=False, markup=False)
+            err.print(one_line(line), highlight=False, markup=False)
     summary = report.summary()
     if output_format == OutputFormat.json:
         typer.echo(json.dumps(summary, indent=2))
@@ -132,7 +133,9 @@ def _table(summary: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"{summary['model']} on {summary['dataset']}: {summary['views']}")
+    from ispan_cli.terminal import text
+
+    table = Table(title=text(f"{summary['model']} on {summary['dataset']}: {summary['views']}"))
     for col in ("split", "videos", "top-1", "top-5", "mean class acc.", "skipped"):
         table.add_column(col, justify="right")
     for split, m in summary["splits"].items():

@@ -241,6 +241,15 @@ def train(
             help="Resume the run in --output [default: automatically when there is one].",
         ),
     ] = None,
+    force: Annotated[
+        bool,
+        _opt(
+            "--force",
+            help="Write into a non-empty --output that holds no run to resume (another run's "
+            "model, your own files): files of the same names are replaced. Without it such a "
+            "folder is refused.",
+        ),
+    ] = False,
     gpus: Annotated[
         int | None,
         _opt("--gpus", help="Start N GPU processes (NCCL) on this node.", panel=_L, min=1),
@@ -320,7 +329,7 @@ def train(
     if gpus:
         _check_gpus(gpus)
     summary = run_training(
-        cfg, TrainProgress(quiet), resume, nprocs, nnodes, node_rank, rdzv_endpoint
+        cfg, TrainProgress(quiet), resume, nprocs, nnodes, node_rank, rdzv_endpoint, force
     )
     if summary["rank"] != 0:  # started by torchrun/SLURM: rank 0 speaks for the run
         return

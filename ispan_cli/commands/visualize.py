@@ -108,7 +108,7 @@ def visualize(
     from rich.console import Console
 
     from ispan_cli.hub import hub_timeout
-    from ispan_cli.viz.run import VisualizeOptions, run_visualize
+    from ispan_cli.viz.run import VisualizeOptions, check_options, run_visualize
     from ispan_cli.viz.runner import load_runner
 
     err = Console(stderr=True)
@@ -132,6 +132,7 @@ def visualize(
     from ispan_cli.video.decoder import check_video_path
 
     check_video_path(video)
+    check_options(options)  # bad values and unwritable or clashing outputs, before the model
     with hub_timeout(timeout):
         runner = load_runner(model, runtime.value, device)
     from ispan_cli.terminal import markup

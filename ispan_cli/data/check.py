@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ispan_cli.data.items import VIDEO_SUFFIXES, DatasetSplit, VideoItem
+from ispan_cli.data.items import DatasetSplit, VideoItem
 from ispan_cli.errors import ISpanError, UsageError
 from ispan_cli.model_folder import atomic_write_text
+from ispan_cli.video.files import suffix_list, videos_in
 
 # reason -> how a summary names it; the order is the order summaries list them in
 REASONS = {
@@ -532,7 +533,7 @@ def run_data_check(options: DataCheckOptions, progress: Progress | None = None) 
         paths = collect_paths(o.paths)
         if not paths:
             raise ISpanError(
-                f"no videos ({', '.join(VIDEO_SUFFIXES)}) in {', '.join(o.paths)}; give video "
+                f"no videos ({suffix_list()}) in {', '.join(o.paths)}; give video "
                 "files, folders holding them, or list files"
             )
     report = check_videos(paths, segments, o.decoder, short_side, o.workers, o.cache, progress)
@@ -550,12 +551,11 @@ def run_data_check(options: DataCheckOptions, progress: Progress | None = None) 
 
 def _model_sampling(model: str | None) -> tuple[int, int]:
     """(K, short side of the decoded frames) of a model folder, zoo name or Hub repo."""
-    from ispan_cli.hub import resolve_model
     from ispan_cli.nn import read_config
-    from ispan_cli.runtime.loading import DEFAULT_MODEL
+    from ispan_cli.runtime.loading import resolve
     from ispan_cli.video.preprocess import spec_from_config
 
-    resolved = resolve_model(model or DEFAULT_MODEL)
+    resolved = resolve(model)  # the config only: checking videos needs no weights
     config, doc = read_config(resolved.path)
     return int(config.num_segments), spec_from_config(config, doc).resize
 
@@ -568,11 +568,7 @@ def collect_paths(args: Sequence[str]) -> list[str]:
     for arg in args:
         path = Path(arg)
         if path.is_dir():
-            out.extend(
-                str(p)
-                for p in sorted(path.rglob("*"))
-                if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file()
-            )
+            out.extend(str(p) for p in videos_in(path))
         elif path.suffix.lower() in LIST_SUFFIXES and path.is_file():
             out.extend(_list_file(path))
         else:

@@ -7,8 +7,9 @@ import csv
 import hashlib
 from pathlib import Path
 
-from ispan_cli.data.items import VIDEO_SUFFIXES, DatasetSplit, VideoItem
+from ispan_cli.data.items import DatasetSplit, VideoItem
 from ispan_cli.errors import ISpanError
+from ispan_cli.video.files import suffix_list, videos_in
 
 TRAIN_NAMES = ("train",)
 TEST_NAMES = ("val", "test", "validate")
@@ -41,7 +42,7 @@ def load_folder(root: str | Path, val_fraction: float = 0.2) -> DatasetSplit:
         train = tuple(v for v in every if _hashed(v.path, root) >= val_fraction)
         protocol = f"folder {root.name}: {val_fraction:.0%} of files held out by a hash of the name"
     if not train and not test:
-        raise ISpanError(f"{root} holds no videos ({', '.join(VIDEO_SUFFIXES)})")
+        raise ISpanError(f"{root} holds no videos ({suffix_list()})")
     return DatasetSplit("folder", 1, classes, train, test, (), protocol)
 
 
@@ -177,9 +178,7 @@ def _scan(root: Path, classes: tuple[str, ...]) -> tuple[VideoItem, ...]:
         folder = root / cls
         if not folder.is_dir():
             continue
-        for path in sorted(folder.rglob("*")):
-            if path.suffix.lower() in VIDEO_SUFFIXES and path.is_file():
-                out.append(VideoItem(str(path), label))
+        out.extend(VideoItem(str(path), label) for path in videos_in(folder))
     return tuple(out)
 
 

@@ -12,6 +12,7 @@ import torch
 from ispan_cli.errors import ISpanError
 from ispan_cli.model_folder import atomic_open
 
+CHECKPOINTS = "checkpoints"  # the run folder's sub-folder holding them
 LAST = "last.pt"
 BEST = "best.pt"
 

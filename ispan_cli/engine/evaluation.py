@@ -69,7 +69,7 @@ class EvalReport:
 
 
 def evaluate(
-    model_spec: str,
+    model_spec: str | None,
     dataset: str,
     data_root: str | None,
     splits: tuple[int, ...],
@@ -85,20 +85,16 @@ def evaluate(
     max_skipped: float = DEFAULT_MAX_SKIPPED,
     check_progress: Progress | None = None,
 ) -> EvalReport:
-    """Checks the test videos of each split (in ``workers`` processes; cached in ``output``),
-    stops when more than ``max_skipped`` of a split's listed test videos cannot be used, then
-    scores each usable video once and computes video-level metrics."""
-    from ispan_cli.hub import resolve_model
-    from ispan_cli.nn import load_model, read_config
-    from ispan_cli.runtime.device import resolve_device
-    from ispan_cli.video.preprocess import spec_from_config
+    """Loads ``model_spec`` (None: the default model), checks the test videos of each split
+    (in ``workers`` processes; cached in ``output``), stops when more than ``max_skipped`` of a
+    split's listed test videos cannot be used, then scores each usable video once and computes
+    video-level metrics."""
+    from ispan_cli.runtime.loading import load_model
 
     check_fraction(max_skipped)
-    resolved = resolve_model(model_spec)
-    config, doc = read_config(resolved.path)
-    torch_device = resolve_device(device)
-    model = load_model(resolved.path, device=str(torch_device))
-    spec = dataclasses.replace(spec_from_config(config, doc), crops=crops)
+    loaded = load_model(model_spec, device=device)
+    model, config, torch_device = loaded.model, loaded.config, loaded.device
+    spec = dataclasses.replace(loaded.preprocessing, crops=crops)
     k = segments or config.num_segments
     world = World(0, 1, 0, torch_device)
     results = []
@@ -118,7 +114,7 @@ def evaluate(
         skipped.enforce(f"{dataset} split {split} (test)")
         if not data.test:
             raise ISpanError(f"none of the test videos of {dataset} split {split} can be read")
-        columns = label_columns(config.labels, data.classes, resolved.model_id)
+        columns = label_columns(config.labels, data.classes, loaded.identity.id)
         settings = ClipSettings(k, spec, False, decoder=decoder, synthetic_seed=split)
 
         def report(done: int, total: int, split: int = split) -> None:
@@ -136,7 +132,7 @@ def evaluate(
             write_split_files(folder, data, scores, logits, metrics, skipped)
         results.append(SplitResult(split, metrics, skipped, folder))
     views = f"K={k} TSN centre frames x {crops} crop(s), logits averaged over crops and segments"
-    report_ = EvalReport(resolved.display, dataset, views, tuple(results))
+    report_ = EvalReport(loaded.identity.display, dataset, views, tuple(results))
     if output is not None:
         Path(output).mkdir(parents=True, exist_ok=True)
         (Path(output) / "metrics.json").write_text(json.dumps(report_.summary(), indent=2) + "\n")

@@ -3,14 +3,19 @@ workers per node through the elastic launcher."""
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ispan_cli.engine import checkpoint as ckpt_names
+from ispan_cli.engine.checkpoint import CHECKPOINTS
 from ispan_cli.engine.config import TrainConfig
 from ispan_cli.engine.distributed import env_world, launch
 from ispan_cli.engine.events import Reporter
 from ispan_cli.errors import ISpanError, UsageError
+from ispan_cli.terminal import visible
 
 
 def run_training(
@@ -21,13 +26,60 @@ def run_training(
     nnodes: int = 1,
     node_rank: int | None = None,
     rdzv_endpoint: str | None = None,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Trains and returns rank 0's summary (output folder, best model, best top-1).
+
+    The run folder is locked for the whole run by the process that speaks for it (this one, or
+    rank 0 under torchrun/SLURM), and checked first (:func:`prepare_run_folder`; ``force``
+    allows a non-empty folder that is not a resumable run).
 
     Started by torchrun or SLURM (WORLD_SIZE/RANK or SLURM_* set), this process joins that
     group and ``nprocs`` must be left at 1; otherwise ``nprocs * nnodes > 1`` launches workers.
     ``reporter`` must be picklable when workers are launched: it runs in the rank-0 worker.
     """
+    placed = env_world()
+    with prepare_run_folder(cfg.output, force) if placed is None or placed[0] == 0 else (
+        contextlib.nullcontext()
+    ):  # fmt: skip
+        return _run(cfg, reporter, resume, nprocs, nnodes, node_rank, rdzv_endpoint)
+
+
+# What a run writes before its first checkpoint: a folder holding only these is an interrupted
+# start (e.g. stopped by the video check) that the same command may start again.
+BEFORE_FIRST_CHECKPOINT = frozenset(
+    {"train.log", "data_check.json", "video_checks.jsonl", CHECKPOINTS}
+)
+
+
+@contextlib.contextmanager
+def prepare_run_folder(output: str | Path, force: bool = False) -> Iterator[None]:
+    """Creates and locks the run folder; refuses one that holds anything but a resumable run
+    or an interrupted start, unless ``force``: another run's model, or a user's own files."""
+    from ispan_cli.outputs import exclusive, is_lock_file
+
+    out = Path(output)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--output {visible(out)} is a file; give a folder for the run")
+    out.mkdir(parents=True, exist_ok=True)
+    with exclusive(out, "--output"):
+        if not force and not (out / CHECKPOINTS / ckpt_names.LAST).is_file():
+            other = sorted(
+                p.name
+                for p in out.iterdir()
+                if p.name not in BEFORE_FIRST_CHECKPOINT and not is_lock_file(p)
+            )
+            if other:
+                shown = ", ".join(visible(n) for n in other[:5])
+                raise UsageError(
+                    f"--output {visible(out)} is not empty ({shown}) and holds no run to resume "
+                    f"({CHECKPOINTS}/{ckpt_names.LAST}); its files would be replaced: choose "
+                    "a new folder, or pass --force to write into it anyway"
+                )
+        yield
+
+
+def _run(cfg, reporter, resume, nprocs, nnodes, node_rank, rdzv_endpoint) -> dict[str, Any]:
     if env_world() is not None:
         if nprocs > 1 or nnodes > 1:
             raise UsageError(

@@ -43,7 +43,7 @@ from ispan_cli.video.preprocess import default_spec
 log = logging.getLogger("ispan.train")
 RUN_LOG = "train.log"
 SHOWN_SKIPS = 5  # skipped videos named on the terminal; train.log names every one
-CHECKPOINTS = "checkpoints"
+CHECKPOINTS = ckpt.CHECKPOINTS
 BEST_MODEL = "best"
 
 

@@ -19,8 +19,8 @@ import torch
 from torch import Tensor, nn
 
 from ispan_cli.errors import ISpanError
-from ispan_cli.export.metadata import FUSED, INPUT_NAME, LEVEL_PREFIX, LOGITS, OnnxModelInfo
 from ispan_cli.model_folder import atomic_path
+from ispan_cli.runtime.onnx_format import FUSED, INPUT_NAME, LEVEL_PREFIX, LOGITS, OnnxModelInfo
 
 DEFAULT_OPSET = 18
 # Example sizes for tracing; they differ from 1 and from each other so that the exporter cannot
@@ -100,7 +100,7 @@ def export_onnx(
             f"ONNX export failed ({type(exc).__name__}: {' '.join(str(exc).split())[:300]}); "
             "rerun with --debug for the traceback"
         ) from exc
-    from ispan_cli.export.metadata import write_props
+    from ispan_cli.runtime.onnx_format import write_props
 
     write_props(proto, info)
     try:

@@ -41,11 +41,10 @@ from pathlib import Path
 import numpy as np
 
 from ispan_cli.errors import ISpanError
-from ispan_cli.export.metadata import INPUT_NAME, PREFIX
 from ispan_cli.export.verify import Agreement, compare
+from ispan_cli.runtime.onnx_format import INPUT_NAME, PREFIX
+from ispan_cli.video.files import suffix_list, videos_in
 from ispan_cli.video.preprocess import PreprocessSpec
-
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg")
 
 
 @dataclass(frozen=True)
@@ -64,16 +63,16 @@ class Int8Report:
         }
 
 
-def find_videos(folder: str | Path) -> list[Path]:
-    """Video files under ``folder`` (recursive), sorted."""
+def calibration_videos(folder: str | Path) -> list[Path]:
+    """The videos under ``folder`` (recursive, sorted: :func:`ispan_cli.video.files.videos_in`)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ISpanError(f"--calibration {folder} is not a folder of videos")
-    videos = sorted(p for p in folder.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
+    videos = videos_in(folder)
     if not videos:
         raise ISpanError(
-            f"--calibration {folder} holds no videos ({', '.join(VIDEO_SUFFIXES)}); give a folder "
-            "of clips like the ones the model will see"
+            f"--calibration {folder} holds no videos ({suffix_list()}); give a folder of clips "
+            "like the ones the model will see"
         )
     return videos
 
@@ -96,7 +95,7 @@ def load_clips(
     """One centre-crop (1, K, 3, S, S) clip per readable video; unreadable ones are skipped."""
     from dataclasses import replace
 
-    from ispan_cli.inference.pipeline import load_clip
+    from ispan_cli.video.clip import load_clip
 
     clips = []
     for n, video in enumerate(videos):
@@ -222,7 +221,7 @@ def quantize_int8(fp32_path: Path, int8_path: Path, clips: Sequence[np.ndarray])
         prepared = Path(tmp) / "prepared.onnx"
         quantized = Path(tmp) / "int8.onnx"
         try:
-            from ispan_cli.diagnostics import quiet_native_output
+            from ispan_cli.native_output import quiet_native_output
 
             # the tools log per-node progress and hints on stdout/stderr
             with quiet_native_output():

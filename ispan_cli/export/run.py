@@ -9,12 +9,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ispan_cli.errors import ISpanError, UsageError
-from ispan_cli.export.metadata import OnnxModelInfo
 from ispan_cli.export.quantize import Int8Report
 from ispan_cli.export.verify import PROB_TOLERANCE, VerifyReport
+from ispan_cli.runtime.loading import load_model
+from ispan_cli.runtime.onnx_format import ONNX_FILE, OnnxModelInfo
 
 Progress = Callable[[str], None]
-ONNX_FILE = "model.onnx"
 GENERATED_CALIBRATION = 16
 GENERATED_VALIDATION = 8
 GENERATED_VIDEO = "a generated video (3 s, 320x240, H.264)"
@@ -89,49 +89,6 @@ def output_paths(model_id: str, output: Path | None, int8: bool) -> tuple[Path, 
     return path, (path.with_name(path.stem + ".int8.onnx") if int8 else None)
 
 
-def load_for_export(spec: str | None):
-    """(model, config document, OnnxModelInfo fields) for a model folder, zoo name, Hub repo,
-    or a registry architecture name (random weights)."""
-    import torch
-
-    from ispan_cli.hub import resolve_model
-    from ispan_cli.nn import create_model, list_models, load_model, read_config
-    from ispan_cli.runtime.loading import DEFAULT_MODEL
-    from ispan_cli.video.preprocess import default_spec
-
-    spec = spec or DEFAULT_MODEL
-    try:  # a model folder, zoo name or Hub repo first: those have trained weights
-        resolved = resolve_model(spec)
-    except ISpanError:
-        if spec not in list_models():
-            raise
-        # an architecture name: random weights (seeded, so runs compare), for speed work only
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)
-            model = create_model(spec).eval()
-        doc = {
-            "format": "ispan",
-            "model": model.config.to_dict(),
-            "preprocessing": default_spec(model.config).to_dict(),
-        }
-        identity = {"model_id": spec, "revision": None, "weights_sha256": "", "source": "registry"}
-        return model, doc, identity
-    config, doc = read_config(resolved.path)
-    model = load_model(resolved.path)
-    if "preprocessing" not in doc:
-        doc = {**doc, "preprocessing": default_spec(config).to_dict()}
-    return (
-        model,
-        doc,
-        {
-            "model_id": resolved.model_id,
-            "revision": resolved.revision,
-            "weights_sha256": resolved.sha256,
-            "source": resolved.source,
-        },
-    )
-
-
 def run_export(options: ExportOptions, progress: Progress | None = None) -> ExportResult:
     """Exports, verifies (unless options.verify is False) and optionally quantizes."""
     from ispan_cli.export.graph import export_onnx, output_names
@@ -142,26 +99,25 @@ def run_export(options: ExportOptions, progress: Progress | None = None) -> Expo
         raise UsageError("--calibration needs --int8")
     if options.verify_video is not None and not options.verify_video.is_file():
         raise UsageError(f"--verify-video {options.verify_video} is not a file")
-    model, doc, identity = load_for_export(options.model)
-    path, int8_path = output_paths(identity["model_id"], options.output, options.int8)
+    # a registry architecture gives a random-weight graph, for speed work only
+    loaded = load_model(options.model, device="cpu", allow_registry=True)
+    model, spec = loaded.model, loaded.preprocessing
+    path, int8_path = output_paths(loaded.identity.id, options.output, options.int8)
     existing = [p for p in (path, int8_path) if p is not None and p.exists()]
     if existing and not options.force:
         raise ISpanError(
             f"{existing[0]} already exists; pass --force to overwrite it, or choose another "
             "--output"
         )
-    from ispan_cli.video.preprocess import PreprocessSpec
-
-    spec = PreprocessSpec.from_dict(doc["preprocessing"])
     info = OnnxModelInfo(
-        config=doc,
+        config=loaded.document,
+        identity=loaded.identity,
         outputs=output_names(model, options.with_attention),
         precision="fp32",
         sampling={"method": "tsn-centre", "segments": model.config.num_segments},
         opset=options.opset,
-        **identity,
     )
-    say(f"exporting {identity['model_id']} to {path} (opset {options.opset})")
+    say(f"exporting {loaded.identity.id} to {path} (opset {options.opset})")
     export_onnx(model, path, info, options.opset)
     report = None
     with tempfile.TemporaryDirectory(prefix="ispan-export-") as tmp:
@@ -211,22 +167,22 @@ def _int8(fp32: Path, int8: Path, info, spec, options: ExportOptions, tmp: Path,
     import onnx
 
     from ispan_cli.export.graph import save_atomic
-    from ispan_cli.export.metadata import write_props
     from ispan_cli.export.quantize import (
-        find_videos,
+        calibration_videos,
         int8_agreement,
         load_clips,
         quantize_int8,
         split_calibration,
     )
+    from ispan_cli.runtime.onnx_format import write_props
 
     k = info.num_segments
     if options.calibration is not None:
-        calibration, held_out = split_calibration(find_videos(options.calibration))
+        calibration, held_out = split_calibration(calibration_videos(options.calibration))
         source = "held-out" if held_out else "calibration"
         validation = held_out or calibration
     else:
-        from ispan_cli.bench.synthetic import write_synthetic_video
+        from ispan_cli.video.synthetic import write_synthetic_video
 
         say(
             f"generating {GENERATED_CALIBRATION} calibration and {GENERATED_VALIDATION} "
@@ -256,6 +212,6 @@ def _int8(fp32: Path, int8: Path, info, spec, options: ExportOptions, tmp: Path,
 
 
 def _generated(path: Path, seed: int) -> Path:
-    from ispan_cli.bench.synthetic import write_synthetic_video
+    from ispan_cli.video.synthetic import write_synthetic_video
 
     return write_synthetic_video(path, seconds=3.0, seed=seed)

@@ -51,7 +51,7 @@ def compare(
     reference: np.ndarray, candidate: np.ndarray, attention_diff: float | None = None
 ) -> Agreement:
     """Compares (N, C) logits of two runtimes on the same N clips."""
-    from ispan_cli.runtime.onnx import softmax
+    from ispan_cli.runtime.predictor import softmax
 
     ref, cand = reference.astype(np.float64), candidate.astype(np.float64)
     p_ref, p_cand = softmax(ref), softmax(cand)
@@ -87,8 +87,8 @@ def verify_export(
 
     import torch
 
-    from ispan_cli.inference.pipeline import load_clip
     from ispan_cli.runtime.onnx import OnnxPredictor
+    from ispan_cli.video.clip import load_clip
 
     k = model.config.num_segments
     clip = load_clip(str(video), k, replace(preprocessing, crops=3), decoder)

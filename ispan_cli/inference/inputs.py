@@ -9,11 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-# Extensions collected from folders and globs; a file named explicitly is used whatever its name.
-VIDEO_EXTENSIONS = frozenset(
-    {".3gp", ".avi", ".flv", ".m2ts", ".m4v", ".mkv", ".mov", ".mp4", ".mpeg", ".mpg", ".mts",
-     ".ogv", ".ts", ".webm", ".wmv"}
-)  # fmt: skip
+from ispan_cli.video.files import suffix_list, videos_in
+
 _GLOB_CHARS = set("*?[")
 
 
@@ -47,11 +44,10 @@ def expand_inputs(items: Iterable[str], stdin: TextIO | None = None) -> Iterator
 def _expand_one(item: str) -> Iterator[InputItem]:
     path = Path(item).expanduser()
     if path.is_dir():
-        found = sorted(
-            p for p in _walk(path) if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file()
-        )
+        found = videos_in(path)
         if not found:
-            yield InputItem(item, f"folder {item} holds no video files ({_ext_hint()})")
+            why = f"folder {item} holds no video files (looked for {suffix_list()})"
+            yield InputItem(item, why)
         for p in found:
             yield InputItem(str(p))
     elif _GLOB_CHARS & set(item) and not path.exists():
@@ -63,14 +59,3 @@ def _expand_one(item: str) -> Iterator[InputItem]:
             yield InputItem(m)
     else:  # a file, or a missing path the decoder reports with its own clear error
         yield InputItem(item)
-
-
-def _walk(root: Path) -> Iterator[Path]:
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]  # skip .git, .cache, ...
-        for name in filenames:
-            yield Path(dirpath) / name
-
-
-def _ext_hint() -> str:
-    return "looked for " + " ".join(sorted(VIDEO_EXTENSIONS))

@@ -17,7 +17,7 @@ import numpy as np
 from ispan_cli.errors import ISpanError
 from ispan_cli.inference.inputs import InputItem
 from ispan_cli.runtime.predictor import Predictor
-from ispan_cli.video.preprocess import PreprocessSpec, preprocess
+from ispan_cli.video.clip import Clip, load_clip
 
 
 @dataclass(frozen=True)
@@ -30,42 +30,6 @@ class ClassifyOptions:
     batch_size: int = 4
     workers: int = 2
     fail_fast: bool = False
-
-
-@dataclass
-class Clip:
-    """A video's model input and how it was obtained."""
-
-    path: str
-    data: np.ndarray  # (crops, K, 3, S, S) float32
-    indices: list[int]
-    timestamps: list[float]
-    repeated: bool
-    decode_ms: float
-    preprocess_ms: float
-
-
-def load_clip(
-    path: str, segments: int, spec: PreprocessSpec, decoder: str, stream: int | None = None
-) -> Clip:
-    """Samples K segment centres (TSN test sampling), decodes them scaled, preprocesses."""
-    from ispan_cli.video.extract import sample_video
-    from ispan_cli.video.sampling import TSNSampler
-
-    start = time.perf_counter()
-    sampled = sample_video(path, TSNSampler(segments), decoder, spec.resize, stream)
-    decoded = time.perf_counter()
-    data = preprocess(sampled.frames[0], spec)  # the one view: (K, H, W, 3) -> (crops, K, 3, S, S)
-    done = time.perf_counter()
-    return Clip(
-        path=path,
-        data=data,
-        indices=[int(i) for i in sampled.sampling.indices[0]],
-        timestamps=[float(t) for t in sampled.sampling.timestamps[0]],
-        repeated=bool(sampled.sampling.repeated),
-        decode_ms=(decoded - start) * 1e3,
-        preprocess_ms=(done - decoded) * 1e3,
-    )
 
 
 def run_classify(

@@ -1,4 +1,5 @@
-"""The interaction-aware pyramid attention layer (docs/paper.md, forward pass steps 1-5).
+"""The interaction-aware pyramid attention layer (arXiv:1808.01106; steps 1-5 of the
+README's "The model").
 
 Shapes: N attention groups (videos in ``stack`` mode, frames in ``per_frame`` mode), P = K*H*W
 positions (K = 1 per frame), C_j channels of level j, d attention rows.

@@ -12,8 +12,8 @@ import torch
 from torch import Tensor, nn
 
 from ispan_cli.errors import ISpanError
-from ispan_cli.nn.serialization import state_dict_problems
 from ispan_cli.nn.specs import BACKBONES, BackboneSpec
+from ispan_cli.nn.state_dict import state_dict_problems
 
 # Attribute names of ``net`` that make up each stage, in order.
 _RESNET_LAYOUT = {

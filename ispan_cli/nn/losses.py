@@ -1,4 +1,4 @@
-"""The auxiliary losses of ISTPAN (docs/paper.md, "Losses").
+"""The auxiliary losses of ISTPAN (arXiv:1808.01106; the README's "The model").
 
 Both take the tensors of ``AttentionOutput`` and return the mean over the N attention groups.
 

@@ -24,6 +24,7 @@ from ispan_cli.model_folder import (  # noqa: F401 - sha256_file: re-exported fo
     sha256_file,
 )
 from ispan_cli.nn.config import ModelConfig
+from ispan_cli.nn.state_dict import state_dict_problems
 
 
 def save_model(model, directory: str | Path, extra: dict[str, Any] | None = None) -> Path:
@@ -106,22 +107,3 @@ def check_state_dict(model, state: dict, source: str) -> None:
             f"{source} does not match its config.json ({'; '.join(problems)}); the weights and "
             "config must come from the same save_model call"
         )
-
-
-def state_dict_problems(expected: dict, state: dict) -> list[str]:
-    """Missing, unexpected and mis-shaped keys of ``state`` against ``expected``, described."""
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = sorted(
-        f"{k} {tuple(state[k].shape)} != {tuple(expected[k].shape)}"
-        for k in set(state) & set(expected)
-        if state[k].shape != expected[k].shape
-    )
-    problems = []
-    if missing:
-        problems.append(f"missing {len(missing)} key(s) e.g. {missing[:3]}")
-    if unexpected:
-        problems.append(f"unexpected {len(unexpected)} key(s) e.g. {unexpected[:3]}")
-    if wrong:
-        problems.append(f"wrong shapes: {wrong[:3]}")
-    return problems

@@ -7,6 +7,19 @@ from ispan_cli.errors import UsageError
 PRECISIONS = ("fp32", "fp16", "bf16")
 
 
+def parse_device(device: str) -> tuple[str, int | None]:
+    """``auto`` | ``cpu`` | ``cuda`` | ``cuda:N`` -> (kind, index); the one ``--device`` parser,
+    shared by PyTorch and ONNX Runtime (no torch import)."""
+    spec = device.strip().lower()
+    if spec in ("auto", "cpu"):
+        return spec, None
+    if spec == "cuda":
+        return "cuda", 0
+    if spec.startswith("cuda:") and spec[5:].isdigit():
+        return "cuda", int(spec[5:])
+    raise UsageError(f"--device {device!r} is not one of auto, cpu, cuda, cuda:N")
+
+
 def resolve_device(spec: str = "auto"):
     """``auto`` -> a working CUDA device, else the CPU; ``cpu``; ``cuda`` or ``cuda:N``.
 
@@ -15,34 +28,30 @@ def resolve_device(spec: str = "auto"):
     """
     import torch
 
-    spec = spec.strip().lower()
-    if spec == "auto":
+    kind, index = parse_device(spec)
+    if kind == "auto":
         if torch.cuda.is_available() and _cuda_works(torch.device("cuda:0")):
             return torch.device("cuda:0")
         return torch.device("cpu")
-    if spec == "cpu":
+    if kind == "cpu":
         return torch.device("cpu")
-    if spec == "cuda" or spec.startswith("cuda:"):
-        if not torch.cuda.is_available():
-            raise UsageError(
-                f"--device {spec}: no CUDA device is available here; use --device cpu or auto"
-            )
-        try:
-            device = torch.device(spec if spec != "cuda" else "cuda:0")
-        except RuntimeError as exc:
-            raise UsageError(f"--device {spec} is not a device name ({exc})") from exc
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise UsageError(
-                f"--device {spec}: only {torch.cuda.device_count()} CUDA device(s) "
-                f"(cuda:0..cuda:{torch.cuda.device_count() - 1})"
-            )
-        if not _cuda_works(device):
-            raise UsageError(
-                f"--device {spec} is listed but fails a test operation; check the "
-                "driver with `ispan doctor`, or use --device cpu"
-            )
-        return device
-    raise UsageError(f"--device {spec!r} is not one of auto, cpu, cuda, cuda:N")
+    name = spec.strip().lower()
+    if not torch.cuda.is_available():
+        raise UsageError(
+            f"--device {name}: no CUDA device is available here; use --device cpu or auto"
+        )
+    if index >= torch.cuda.device_count():
+        raise UsageError(
+            f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) "
+            f"(cuda:0..cuda:{torch.cuda.device_count() - 1})"
+        )
+    device = torch.device("cuda", index)
+    if not _cuda_works(device):
+        raise UsageError(
+            f"--device {name} is listed but fails a test operation; check the "
+            "driver with `ispan doctor`, or use --device cpu"
+        )
+    return device
 
 
 def _cuda_works(device) -> bool:

@@ -18,15 +18,17 @@ from pathlib import Path
 import numpy as np
 
 from ispan_cli.errors import ISpanError, UsageError
-from ispan_cli.export.metadata import FUSED, INPUT_NAME, LEVEL_PREFIX, LOGITS, OnnxModelInfo
+from ispan_cli.identity import ModelIdentity
 from ispan_cli.model_folder import sha256_file
-from ispan_cli.runtime.predictor import ModelIdentity, Predictor
+from ispan_cli.native_output import ort_failure_reason, quiet_native_output
+from ispan_cli.runtime.device import parse_device
+from ispan_cli.runtime.onnx_format import FUSED, INPUT_NAME, LEVEL_PREFIX, LOGITS, OnnxModelInfo
+from ispan_cli.runtime.predictor import Predictor, softmax
 from ispan_cli.video.preprocess import PreprocessSpec, spec_from_config
 
 TRT = "TensorrtExecutionProvider"
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
-ONNX_FILE = "model.onnx"
 # TensorRT builds an engine per model and input shape the first time (minutes for a ResNet-50);
 # the cache makes that a one-off.
 TRT_CACHE_ENV = "ISPAN_TRT_CACHE"
@@ -37,18 +39,6 @@ class ChosenProvider:
     name: str  # the provider the session runs on
     device: str  # "cpu" or "cuda:N"
     note: str  # why faster providers were not used ("" when none was skipped)
-
-
-def parse_device(device: str) -> tuple[str, int | None]:
-    """``auto`` | ``cpu`` | ``cuda`` | ``cuda:N`` -> (kind, index)."""
-    spec = device.strip().lower()
-    if spec in ("auto", "cpu"):
-        return spec, None
-    if spec == "cuda":
-        return "cuda", 0
-    if spec.startswith("cuda:") and spec[5:].isdigit():
-        return "cuda", int(spec[5:])
-    raise UsageError(f"--device {device!r} is not one of auto, cpu, cuda, cuda:N")
 
 
 def create_session(path: str | Path, device: str = "auto", threads: int = 0):
@@ -104,8 +94,6 @@ def _gpu_candidates(gpu: int) -> list[tuple[str, dict]]:
 def _preload_cuda_libraries(ort) -> None:
     # onnxruntime-gpu can use the CUDA/cuDNN libraries that PyTorch's wheels installed; without
     # this it only finds system-wide ones. Absent libraries are simply not preloaded.
-    from ispan_cli.diagnostics import quiet_native_output
-
     preload = getattr(ort, "preload_dlls", None)
     if preload is not None:
         try:
@@ -117,8 +105,6 @@ def _preload_cuda_libraries(ort) -> None:
 
 def _try_provider(ort, path, options, name: str, provider_options: dict):
     """(session, "") when a session really runs on ``name``; (None, reason) otherwise."""
-    from ispan_cli.diagnostics import ort_failure_reason, quiet_native_output
-
     captured: list[str] = []
     try:
         with quiet_native_output(captured):
@@ -149,34 +135,6 @@ def _check_file(path: Path) -> None:
         raise ISpanError(f"ONNX file {path} does not exist")
     if path.stat().st_size == 0:
         raise ISpanError(f"{path} is empty (0 bytes); export it again with `ispan export --onnx`")
-
-
-def find_onnx_file(spec: str | None) -> tuple[Path, str, str, str | None]:
-    """``--model`` for the ONNX runtime -> (file, model id, source, Hub revision).
-
-    Accepts a ``.onnx`` file, or any model folder (local, zoo or Hub) holding ``model.onnx``.
-    """
-    from ispan_cli.runtime.loading import DEFAULT_MODEL
-
-    if spec is not None:
-        candidate = Path(spec).expanduser()
-        if candidate.suffix.lower() == ".onnx" or candidate.is_file():
-            if not candidate.is_file():
-                raise ISpanError(f"ONNX file {spec} does not exist")
-            return candidate, spec, "file", None
-        if candidate.is_dir() and (candidate / ONNX_FILE).is_file():
-            return candidate / ONNX_FILE, spec, "folder", None
-    from ispan_cli.hub import resolve_model
-
-    resolved = resolve_model(spec or DEFAULT_MODEL)
-    path = resolved.path / ONNX_FILE
-    if not path.is_file():
-        raise ISpanError(
-            f"model {resolved.model_id} has no {ONNX_FILE}; create one with `ispan export "
-            f"--onnx --model {spec or DEFAULT_MODEL} --output DIR/{ONNX_FILE}` and pass "
-            "--model DIR (or the .onnx file), or use --runtime torch"
-        )
-    return path, resolved.model_id, resolved.source, resolved.revision
 
 
 class OnnxPredictor(Predictor):
@@ -250,25 +208,6 @@ def preprocessing_of(info: OnnxModelInfo) -> PreprocessSpec:
     # import ispan_cli.nn (torch), which the ONNX path must not need
     size = SimpleNamespace(input_size=int(info.config["model"].get("input_size", 224)))
     return spec_from_config(size, info.config)  # type: ignore[arg-type]
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Row softmax in float32, stable for large logits."""
-    z = logits - logits.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
-
-
-def load_onnx_predictor(spec: str | None, device: str = "auto", precision: str = "fp32"):
-    """``--model`` (a .onnx file or a folder holding model.onnx) -> OnnxPredictor."""
-    if precision != "fp32":
-        raise UsageError(
-            f"--precision {precision} applies to --runtime torch; an ONNX file runs at the "
-            "precision it was exported with (fp32, or int8 from `ispan export --int8`)"
-        )
-    path, model_id, source, revision = find_onnx_file(spec)
-    identity = ModelIdentity(model_id, revision, sha256_file(path), source)
-    return OnnxPredictor(path, identity, device)
 
 
 def _contiguous(x: np.ndarray) -> np.ndarray:

@@ -9,29 +9,11 @@ averaging the model applies over segments).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 
 import numpy as np
 
+from ispan_cli.identity import ModelIdentity
 from ispan_cli.video.preprocess import PreprocessSpec
-
-
-@dataclass(frozen=True)
-class ModelIdentity:
-    """Which weights produced a result: printed with every record."""
-
-    id: str  # zoo name, folder path, or Hub repo id
-    revision: str | None  # Hub commit, None for local folders
-    sha256: str  # of model.safetensors (or model.onnx)
-    source: str  # "zoo", "folder", "hub", "registry"
-
-    def to_dict(self) -> dict:
-        return {
-            "id": self.id,
-            "revision": self.revision,
-            "sha256": self.sha256,
-            "source": self.source,
-        }
 
 
 class Predictor(ABC):
@@ -98,3 +80,10 @@ class TorchPredictor(Predictor):
             logits = self.model(x)
         logits = logits.float().view(b, crops, -1).mean(1)  # average the crops' scores
         return logits.softmax(-1).cpu().numpy()
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row softmax in float32, stable for large logits."""
+    z = logits - logits.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)

@@ -6,7 +6,6 @@ video is opened. ``ispan_cli.video.writer`` (PyAV) is imported on its own.
 
 from ispan_cli.video.decoder import (
     DECODERS,
-    VideoReader,
     available_decoders,
     check_video_path,
     open_video,
@@ -33,6 +32,7 @@ from ispan_cli.video.preprocess import (
     preprocess,
     spec_from_config,
 )
+from ispan_cli.video.reader import VideoReader
 from ispan_cli.video.sampling import (
     DenseSampler,
     FrameSampling,

@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from ispan_cli.errors import ISpanError
-from ispan_cli.video.decoder import VideoReader, open_video
+from ispan_cli.video.decoder import open_video
 from ispan_cli.video.info import VideoInfo
+from ispan_cli.video.reader import VideoReader
 from ispan_cli.video.sampling import FrameSampling, Sampler
 
 

@@ -16,11 +16,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ispan_cli.video.decoder import VideoReader
 from ispan_cli.video.errors import NotAVideoError, TruncatedVideoError, VideoDecodeError, VideoError
 from ispan_cli.video.frame_index import FetchRun, plan_fetch
 from ispan_cli.video.info import VideoInfo
 from ispan_cli.video.preprocess import resize_short_side
+from ispan_cli.video.reader import VideoReader
 from ispan_cli.video.sniff import container_family, image_kind
 
 # Library code does not print: OpenCV and its FFmpeg would write warnings such as "moov atom not

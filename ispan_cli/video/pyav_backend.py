@@ -16,7 +16,6 @@ import av
 import av.error
 import numpy as np
 
-from ispan_cli.video.decoder import VideoReader
 from ispan_cli.video.errors import TruncatedVideoError, VideoDecodeError, VideoError
 from ispan_cli.video.frame_index import FetchRun, plan_fetch
 from ispan_cli.video.info import VideoInfo
@@ -29,6 +28,7 @@ from ispan_cli.video.pyav_open import (
     video_stream,
     video_streams,
 )
+from ispan_cli.video.reader import VideoReader
 
 
 class PyAVReader(VideoReader):

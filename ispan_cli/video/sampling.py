@@ -11,7 +11,6 @@ output can say so. With ``allow_repeat=False`` a VideoTooShortError is raised in
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -160,11 +159,6 @@ class WindowSampler:
 
 
 Sampler = TSNSampler | UniformSampler | DenseSampler | WindowSampler
-
-
-def sampler_to_dict(sampler: Sampler) -> dict[str, Any]:
-    """The sampler's settings, e.g. for a model folder's config.json or a JSON report."""
-    return {"type": type(sampler).__name__, **dataclasses.asdict(sampler)}
 
 
 def _finish(

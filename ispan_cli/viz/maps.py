@@ -16,8 +16,3 @@ def attention_mass(maps: np.ndarray) -> np.ndarray:
     mass = np.asarray(maps, np.float64).sum(axis=1)  # sum over the d rows
     total = mass.reshape(len(mass), -1).sum(axis=1)
     return (mass / total[:, None, None, None]).astype(np.float32)
-
-
-def frame_share(mass: np.ndarray) -> np.ndarray:
-    """(N, K, h, w) attention mass -> (N, K) share of each segment (rows sum to 1)."""
-    return mass.sum(axis=(2, 3))

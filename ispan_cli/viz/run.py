@@ -102,19 +102,37 @@ def run_visualize(
     options: VisualizeOptions,
     progress: Callable[[int, int], None] | None = None,
 ) -> VisualizeResult:
-    """Renders ``options.video``; ``progress(done, total)`` is called after each view."""
-    from ispan_cli.runtime.onnx import softmax
+    """Renders ``options.video``; ``progress(done, total)`` is called after each view.
+
+    The MP4 is written under a temporary name and renamed when complete, with the output
+    locked against a second writer: a failed or killed run leaves any previous file as it was.
+    """
+    from ispan_cli.model_folder import atomic_path
+    from ispan_cli.outputs import exclusive
+
+    check_options(options)
+    output = options.output or default_output(options.video)
+    with exclusive(output), atomic_path(output) as tmp:
+        result = _render_video(runner, options, progress, tmp)
+    return replace(result, output=output)
+
+
+def _render_video(
+    runner: AttentionRunner,
+    options: VisualizeOptions,
+    progress: Callable[[int, int], None] | None,
+    output: Path,
+) -> VisualizeResult:
+    from ispan_cli.runtime.predictor import softmax
     from ispan_cli.video.decoder import open_video
     from ispan_cli.video.preprocess import preprocess, scaled_size
     from ispan_cli.video.sampling import TSNSampler, WindowSampler
     from ispan_cli.video.writer import VideoWriter
 
-    _check(options)
     panels = parse_level(options.level, runner.pyramid)
     titles = ["fused" if j is None else f"level {j} ({runner.pyramid[j]})" for j in panels]
     k = options.segments or runner.num_segments
     spec = replace(runner.preprocessing, crops=1)  # maps belong to one crop: the centre one
-    output = options.output or default_output(options.video)
     timings = {"decode": 0.0, "preprocess": 0.0, "model": 0.0, "render": 0.0}
     arrays: dict[str, list] = {}
     sheet: list[list[np.ndarray]] = []
@@ -240,7 +258,8 @@ def _render_view(display, masses, box, captions, options: VisualizeOptions):
         yield render_frame(display[s], heats, box, caption, options.alpha, options.colormap)
 
 
-def _check(options: VisualizeOptions) -> None:
+def check_options(options: VisualizeOptions) -> None:
+    """Everything about the options that can be checked before the model loads."""
     if not 0.0 <= options.alpha <= 1.0:
         raise UsageError(f"--alpha must be between 0 and 1, got {options.alpha}")
     if options.window is None and options.stride is not None:
@@ -251,9 +270,16 @@ def _check(options: VisualizeOptions) -> None:
         raise UsageError("--window and --stride must be positive numbers of seconds")
     if options.fps <= 0:
         raise UsageError(f"--fps must be positive, got {options.fps}")
-    for path in (options.maps_out, options.png):
-        if path is not None and path.is_dir():
-            raise UsageError(f"{path} is a folder; give a file name")
+    from ispan_cli.outputs import check_output_file
+
+    output = options.output or default_output(options.video)
+    for path, option in (
+        (output, "--output"),
+        (options.maps_out, "--maps"),
+        (options.png, "--png"),
+    ):
+        if path is not None:
+            check_output_file(path, [options.video], option)
 
 
 def _read(reader, row: np.ndarray, short_side: int | None) -> np.ndarray:
@@ -284,9 +310,10 @@ def _save_npz(path: Path, arrays, runner: AttentionRunner, sampling, windowed: b
     out["pyramid"] = np.asarray(runner.pyramid)
     if windowed:
         out["window_spans"] = np.asarray(sampling.spans, np.float64)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    from ispan_cli.model_folder import atomic_open
+
     try:
-        with open(path, "wb") as f:  # a file object: numpy would otherwise append ".npz"
+        with atomic_open(path, "wb") as f:  # a file object: numpy would otherwise append ".npz"
             np.savez_compressed(f, **out)
     except OSError as exc:
         raise ISpanError(f"cannot write {path} ({exc.strerror})") from exc
@@ -295,7 +322,14 @@ def _save_npz(path: Path, arrays, runner: AttentionRunner, sampling, windowed: b
 def _save_png(path: Path, image: np.ndarray) -> None:
     import cv2
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ok = cv2.imwrite(str(path), np.ascontiguousarray(image[..., ::-1]))
+    from ispan_cli.model_folder import atomic_path
+
+    try:
+        with atomic_path(path) as tmp:  # the temporary name keeps the .png suffix
+            if not cv2.imwrite(str(tmp), np.ascontiguousarray(image[..., ::-1])):
+                raise OSError("not written")
+        ok = True
+    except (OSError, cv2.error):
+        ok = False
     if not ok:
         raise ISpanError(f"cannot write {path}; use a .png name in a writable folder")

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from ispan_cli.errors import ISpanError
-from ispan_cli.runtime.predictor import ModelIdentity
+from ispan_cli.identity import ModelIdentity
 from ispan_cli.video.preprocess import PreprocessSpec
 
 
@@ -35,15 +35,20 @@ class AttentionRunner:
 
 def load_runner(spec: str | None, runtime: str = "torch", device: str = "auto") -> AttentionRunner:
     """``--model`` for torch (folder, zoo, Hub) or onnx (a file exported --with-attention)."""
-    if runtime == "onnx":
-        return _onnx_runner(spec, device)
-    return _torch_runner(spec, device)
+    from ispan_cli.runtime.loading import load_model
+
+    loaded = load_model(spec, runtime, device)
+    if loaded.session is not None:
+        return _onnx_runner(loaded.session)
+    if loaded.config.arch != "istpan":
+        raise ISpanError(
+            f"{loaded.identity.id} is a plain {loaded.config.arch} model without attention maps; "
+            "visualize needs an istpan model"
+        )
+    return torch_runner(loaded.model, loaded.identity, loaded.preprocessing, loaded.device)
 
 
-def _onnx_runner(spec: str | None, device: str) -> AttentionRunner:
-    from ispan_cli.runtime.onnx import load_onnx_predictor
-
-    predictor = load_onnx_predictor(spec, device)
+def _onnx_runner(predictor) -> AttentionRunner:
     if not predictor.with_attention:
         raise ISpanError(
             f"{predictor.path} has no attention outputs; export it with `ispan export --onnx "
@@ -59,26 +64,6 @@ def _onnx_runner(spec: str | None, device: str) -> AttentionRunner:
         device=predictor.device,
         _run=predictor.logits_with_attention,
     )
-
-
-def _torch_runner(spec: str | None, device: str) -> AttentionRunner:
-    from ispan_cli.hub import resolve_model
-    from ispan_cli.nn import load_model, read_config
-    from ispan_cli.runtime.device import resolve_device
-    from ispan_cli.runtime.loading import DEFAULT_MODEL
-    from ispan_cli.video.preprocess import spec_from_config
-
-    torch_device = resolve_device(device)
-    resolved = resolve_model(spec or DEFAULT_MODEL)
-    config, doc = read_config(resolved.path)
-    if config.arch != "istpan":
-        raise ISpanError(
-            f"{resolved.model_id} is a plain {config.arch} model without attention maps; "
-            "visualize needs an istpan model"
-        )
-    identity = ModelIdentity(resolved.model_id, resolved.revision, resolved.sha256, resolved.source)
-    model = load_model(resolved.path)
-    return torch_runner(model, identity, spec_from_config(config, doc), torch_device)
 
 
 def torch_runner(model, identity: ModelIdentity, spec: PreprocessSpec, device) -> AttentionRunner:

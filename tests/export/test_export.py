@@ -15,11 +15,11 @@ from typer.testing import CliRunner
 
 from ispan_cli.app import app
 from ispan_cli.errors import ISpanError
-from ispan_cli.export.metadata import read_info
 from ispan_cli.export.verify import verify_export
 from ispan_cli.model_folder import sha256_file
 from ispan_cli.nn import load_model, read_config
 from ispan_cli.runtime.onnx import CPU, OnnxPredictor
+from ispan_cli.runtime.onnx_format import read_info
 from ispan_cli.video import TSNSampler, preprocess, sample_video, spec_from_config
 from tests.export.conftest import DEFAULT_DIR, MODEL
 
@@ -199,7 +199,7 @@ def test_the_onnx_path_runs_without_torch(exported, export_videos):
     """Deployments may lack torch: loading, preprocessing and predicting must not import it."""
     code = (
         "import sys\n"
-        "from ispan_cli.inference.pipeline import load_clip\n"
+        "from ispan_cli.video.clip import load_clip\n"
         "from ispan_cli.runtime.loading import load_predictor\n"
         f"p = load_predictor({str(exported['plain'])!r}, 'onnx', 'cpu')\n"
         f"clip = load_clip({str(export_videos[0])!r}, 8, p.preprocessing, 'pyav')\n"
@@ -226,7 +226,7 @@ def test_the_onnx_path_with_a_zoo_name_runs_without_torch(exported, export_video
     shutil.copyfile(exported["plain"], zoo / "onnx-model" / "model.onnx")
     code = (
         "import sys\n"
-        "from ispan_cli.inference.pipeline import load_clip\n"
+        "from ispan_cli.video.clip import load_clip\n"
         "from ispan_cli.runtime.loading import load_predictor\n"
         "p = load_predictor('onnx-model', 'onnx', 'cpu')\n"
         f"clip = load_clip({str(export_videos[0])!r}, 8, p.preprocessing, 'pyav')\n"

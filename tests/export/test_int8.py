@@ -10,10 +10,11 @@ import pytest
 from typer.testing import CliRunner
 
 from ispan_cli.app import app
-from ispan_cli.bench.synthetic import write_synthetic_video
-from ispan_cli.export.metadata import read_info
 from ispan_cli.export.quantize import last_convolutions
-from ispan_cli.runtime.onnx import OnnxPredictor, softmax
+from ispan_cli.runtime.onnx import OnnxPredictor
+from ispan_cli.runtime.onnx_format import read_info
+from ispan_cli.runtime.predictor import softmax
+from ispan_cli.video.synthetic import write_synthetic_video
 
 runner = CliRunner()
 
@@ -80,7 +81,7 @@ def test_agreement_report_matches_an_independent_run(int8_export):
     fp32 = OnnxPredictor(int8_export["fp32"], device="cpu")
     int8 = OnnxPredictor(int8_export["fp32"].with_name("model.int8.onnx"), device="cpu")
     assert int8.precision == "int8"
-    from ispan_cli.inference.pipeline import load_clip
+    from ispan_cli.video.clip import load_clip
 
     clip = load_clip(str(int8_export["videos"][4]), 8, fp32.preprocessing, "auto").data
     a, b = softmax(fp32.logits(clip)), softmax(int8.logits(clip))
@@ -120,7 +121,7 @@ def test_calibration_without_int8_is_a_usage_error(tmp_path):
 
 def test_int8_keeps_the_trained_demo_models_predictions(tmp_path):
     """The trained demo model, calibrated on synthetic-dataset clips, against fp32 on held-out
-    ones and on generated clips of another kind (bench.synthetic's textures).
+    ones and on generated clips of another kind (video.synthetic's textures).
 
     Threshold: the issue's 98% top-1 agreement, so none of these 32 clips may change class, and
     a logit cosine of at least 0.99. Measured with calibration seeds 2-11 (not 4: validation):
@@ -130,8 +131,9 @@ def test_int8_keeps_the_trained_demo_models_predictions(tmp_path):
     over those seeds, cosine 0.94-0.97; seed 2 (used here) gives 69%, i.e. 31% disagreeing.
     """
     from ispan_cli.data.synth_writer import write_synthetic
-    from ispan_cli.export.quantize import find_videos, int8_agreement, load_clips, quantize_int8
+    from ispan_cli.export.quantize import int8_agreement, load_clips, quantize_int8
     from ispan_cli.export.run import ExportOptions, run_export
+    from ispan_cli.video.files import videos_in
 
     fp32 = run_export(
         ExportOptions(model="istpan-tiny-synthetic", output=tmp_path / "m.onnx", verify=False)
@@ -144,8 +146,8 @@ def test_int8_keeps_the_trained_demo_models_predictions(tmp_path):
         write_synthetic_video(tmp_path / "generated" / f"g{i}.mp4", 1.0, 160, 128, seed=2000 + i)
         for i in range(16)
     ]
-    calibration = load_clips(find_videos(tmp_path / "calibration"), 8, spec)
-    validation = load_clips([*find_videos(tmp_path / "validation"), *generated], 8, spec)
+    calibration = load_clips(videos_in(tmp_path / "calibration"), 8, spec)
+    validation = load_clips([*videos_in(tmp_path / "validation"), *generated], 8, spec)
     assert len(calibration) == 12 and len(validation) == 32
     int8 = quantize_int8(fp32, tmp_path / "m.int8.onnx", calibration)
     agreement = int8_agreement(fp32, int8, validation)

@@ -19,9 +19,8 @@ from typer.testing import CliRunner
 from ispan_cli.app import app
 from ispan_cli.model_folder import sha256_file
 from ispan_cli.nn import load_model, read_config
-from ispan_cli.runtime.loading import DEFAULT_MODEL
 from ispan_cli.video.preprocess import preprocess, spec_from_config
-from ispan_cli.zoo import zoo_dir
+from ispan_cli.zoo import DEFAULT_MODEL, zoo_dir
 from tests.inference.schema import check_record
 from tests.video.videogen import write_pattern_video
 

@@ -1,4 +1,5 @@
-"""Each equation of docs/paper.md against a naive loop computation in numpy (float64)."""
+"""Each equation of the paper (arXiv:1808.01106) against a naive loop computation in numpy
+(float64)."""
 
 from __future__ import annotations
 

@@ -149,9 +149,8 @@ def test_frames_command_on_the_clip(reference, tmp_path):
 
 def test_classify_on_the_clip_matches_an_independent_computation():
     from ispan_cli.nn import load_model, read_config
-    from ispan_cli.runtime.loading import DEFAULT_MODEL
     from ispan_cli.video.preprocess import preprocess, scaled_size, spec_from_config
-    from ispan_cli.zoo import zoo_dir
+    from ispan_cli.zoo import DEFAULT_MODEL, zoo_dir
 
     result = runner.invoke(app, ["classify", str(REAL), "--format", "json", "--quiet"])
     assert result.exit_code == 0, result.output

@@ -1,9 +1,10 @@
-"""The metadata that makes an exported ``.onnx`` file self-describing.
+"""The ispan ONNX file format: the metadata that makes an exported ``.onnx`` file self-describing.
 
 Stored as ONNX ``metadata_props`` (string key/value pairs): the whole ``config.json`` document
 (labels, preprocessing, architecture), the sampling, where the weights came from and their
 sha256, the graph's outputs and its precision. Reading it needs only the ``onnx`` package (no
-torch), so the ONNX Runtime path never imports torch.
+torch), so the ONNX Runtime path never imports torch. ``ispan_cli.export`` writes it and the
+runtime reads it; it lives here so that export imports runtime and never the reverse.
 """
 
 from __future__ import annotations
@@ -14,7 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from ispan_cli.errors import ISpanError
+from ispan_cli.identity import ModelIdentity
 
+# The file name a model folder holds its export under (`--model DIR --runtime onnx` finds it).
+ONNX_FILE = "model.onnx"
 FORMAT = "ispan-onnx"
 FORMAT_VERSION = 1
 INPUT_NAME = "clips"
@@ -29,15 +33,28 @@ class OnnxModelInfo:
     """What an exported file says about itself."""
 
     config: dict[str, Any]  # the model folder's config.json document
-    model_id: str
-    revision: str | None
-    weights_sha256: str
-    source: str
+    identity: ModelIdentity  # of the weights exported (their safetensors sha256)
     outputs: tuple[str, ...]
     precision: str  # fp32 | int8
     sampling: dict[str, Any]
     opset: int
     extra: dict[str, Any] = field(default_factory=dict)  # e.g. the int8 agreement report
+
+    @property
+    def model_id(self) -> str:
+        return self.identity.id
+
+    @property
+    def revision(self) -> str | None:
+        return self.identity.revision
+
+    @property
+    def weights_sha256(self) -> str:
+        return self.identity.sha256
+
+    @property
+    def source(self) -> str:
+        return self.identity.source
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -94,10 +111,12 @@ class OnnxModelInfo:
         try:
             return cls(
                 config=json.loads(props[f"{PREFIX}config"]),
-                model_id=props[f"{PREFIX}model_id"],
-                revision=props.get(f"{PREFIX}revision") or None,
-                weights_sha256=props[f"{PREFIX}weights_sha256"],
-                source=props.get(f"{PREFIX}source", ""),
+                identity=ModelIdentity(
+                    id=props[f"{PREFIX}model_id"],
+                    revision=props.get(f"{PREFIX}revision") or None,
+                    sha256=props[f"{PREFIX}weights_sha256"],
+                    source=props.get(f"{PREFIX}source", ""),
+                ),
                 outputs=tuple(json.loads(props[f"{PREFIX}outputs"])),
                 precision=props.get(f"{PREFIX}precision", "fp32"),
                 sampling=json.loads(props.get(f"{PREFIX}sampling", "{}")),

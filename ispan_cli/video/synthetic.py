@@ -57,14 +57,3 @@ def write_synthetic_video(
         for packet in stream.encode():
             container.mux(packet)
     return path
-
-
-def synthetic_videos(
-    folder: str | Path, count: int, seconds: float = 4.0, width: int = 320, height: int = 240
-) -> list[Path]:
-    """``count`` clips with seeds 0..count-1 in ``folder``."""
-    folder = Path(folder)
-    return [
-        write_synthetic_video(folder / f"synthetic_{i:03d}.mp4", seconds, width, height, seed=i)
-        for i in range(count)
-    ]
