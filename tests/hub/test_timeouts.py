@@ -36,13 +36,15 @@ def _one_error_line(err: str) -> str:
     return lines[0]
 
 
+# the same guard answers every step: two stalls run by default, the rest with -m slow
+_SLOW = pytest.mark.slow
 STALLS = [
     # (where, behaviour, what the error says)
     ("info", "hang", "did not answer within 2 s"),
-    ("info", "trickle", "sent no full answer within 2 s"),
-    ("tree", "trickle-body", "sent less than 1 KiB in 2 s"),
-    ("head", "hang", "did not answer within 2 s"),
-    ("file", "hang", "did not answer within 2 s"),
+    pytest.param("info", "trickle", "sent no full answer within 2 s", marks=_SLOW),
+    pytest.param("tree", "trickle-body", "sent less than 1 KiB in 2 s", marks=_SLOW),
+    pytest.param("head", "hang", "did not answer within 2 s", marks=_SLOW),
+    pytest.param("file", "hang", "did not answer within 2 s", marks=_SLOW),
     ("file", "trickle-body", "sent less than 1 KiB in 2 s"),
 ]
 
@@ -65,9 +67,11 @@ def test_a_stalled_hub_ends_the_command_within_the_timeout(
     "command",
     [
         ["classify", "samples/demo.mp4"],
-        ["visualize", "samples/demo.mp4"],
-        ["export", "--onnx", "--no-verify"],
-        ["benchmark", "--runtime", "torch", "--count", "1", "--seconds", "0.5"],
+        pytest.param(["visualize", "samples/demo.mp4"], marks=_SLOW),
+        pytest.param(["export", "--onnx", "--no-verify"], marks=_SLOW),
+        pytest.param(
+            ["benchmark", "--runtime", "torch", "--count", "1", "--seconds", "0.5"], marks=_SLOW
+        ),
     ],
     ids=lambda c: c[0],
 )
