@@ -89,6 +89,7 @@ def load_model(directory: str | Path, device: str = "cpu"):
     weights = directory / WEIGHTS_FILE
     if not weights.is_file():
         raise ISpanError(f"{directory} has no {WEIGHTS_FILE}{pickle_hint(pickles_in(directory))}")
+    check_against_header(config, weights)  # before anything of the config's size is allocated
     try:
         state = load_file(str(weights), device="cpu")
     except (SafetensorError, OSError) as exc:
@@ -97,6 +98,35 @@ def load_model(directory: str | Path, device: str = "cpu"):
     check_state_dict(model, state, source=str(weights))
     model.load_state_dict(state, strict=True)
     return model.to(device).eval()
+
+
+def check_against_header(config: ModelConfig, weights: Path) -> None:
+    """The config's shapes against the weights file's header, allocating nothing: an untrusted
+    config (``"d": 1e8``, ``num_classes`` 1e7) would otherwise take gigabytes and minutes to
+    build before the mismatch shows. The model is built on PyTorch's meta device (shapes only)
+    and the header is read without loading a tensor."""
+    from types import SimpleNamespace
+
+    import torch
+    from safetensors import SafetensorError, safe_open
+
+    from ispan_cli.nn.model import ISTPAN
+
+    try:
+        with safe_open(str(weights), "pt") as fh:
+            names = list(fh.keys())
+            shapes = {k: SimpleNamespace(shape=tuple(fh.get_slice(k).get_shape())) for k in names}
+    except (SafetensorError, OSError) as exc:
+        raise ISpanError(f"{weights} is not a readable safetensors file ({exc})") from exc
+    with torch.device("meta"):
+        skeleton = ISTPAN(config)
+    expected = {k: SimpleNamespace(shape=tuple(v.shape)) for k, v in skeleton.state_dict().items()}
+    problems = state_dict_problems(expected, shapes)
+    if problems:
+        raise ISpanError(
+            f"{weights} does not match its config.json ({'; '.join(problems)}); the weights and "
+            "config must come from the same save_model call"
+        )
 
 
 def check_state_dict(model, state: dict, source: str) -> None:
