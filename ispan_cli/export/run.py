@@ -11,6 +11,8 @@ from pathlib import Path
 from ispan_cli.errors import ISpanError, UsageError
 from ispan_cli.export.quantize import Int8Report
 from ispan_cli.export.verify import PROB_TOLERANCE, VerifyReport
+from ispan_cli.model_folder import atomic_path
+from ispan_cli.outputs import exclusive
 from ispan_cli.runtime.loading import load_model
 from ispan_cli.runtime.onnx_format import ONNX_FILE, OnnxModelInfo
 
@@ -118,18 +120,26 @@ def run_export(options: ExportOptions, progress: Progress | None = None) -> Expo
         opset=options.opset,
     )
     say(f"exporting {loaded.identity.id} to {path} (opset {options.opset})")
-    export_onnx(model, path, info, options.opset)
     report = None
-    with tempfile.TemporaryDirectory(prefix="ispan-export-") as tmp:
+    # Exported, verified and quantized under a temporary name in the output's folder; renamed
+    # only when all of it passed: a failed verification or a bad video never removes or
+    # replaces the previous file, and an unverified file never gets the final name.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with (
+        exclusive(path),
+        atomic_path(path) as staged,
+        tempfile.TemporaryDirectory(prefix="ispan-export-") as tmp,
+    ):
+        export_onnx(model, staged, info, options.opset)
         if options.verify:
             video = options.verify_video or _generated(Path(tmp) / "verify.mp4", seed=7)
             say(f"verifying against PyTorch on {options.verify_video or GENERATED_VIDEO}")
-            report = _verify(model, path, video, spec, options)
+            report = _verify(model, staged, path, video, spec, options)
             if options.verify_video is None:
                 report = replace(report, video=GENERATED_VIDEO)
         int8_report = None
         if options.int8 and int8_path is not None:
-            int8_report = _int8(path, int8_path, info, spec, options, Path(tmp), say)
+            int8_report = _int8(staged, int8_path, info, spec, options, Path(tmp), say)
     return ExportResult(
         path=path,
         size_bytes=path.stat().st_size,
@@ -142,12 +152,13 @@ def run_export(options: ExportOptions, progress: Progress | None = None) -> Expo
     )
 
 
-def _verify(model, path: Path, video: Path, spec, options: ExportOptions) -> VerifyReport:
+def _verify(
+    model, staged: Path, path: Path, video: Path, spec, options: ExportOptions
+) -> VerifyReport:
     from ispan_cli.export.verify import verify_export
 
-    report = verify_export(model, path, video, spec, options.decoder, options.tolerance)
-    if not report.passed:
-        path.unlink(missing_ok=True)  # a file that fails verification must not be used
+    report = verify_export(model, staged, video, spec, options.decoder, options.tolerance)
+    if not report.passed:  # raising discards the staged file: it never becomes ``path``
         a = report.agreement
         attention = (
             f", attention maps differ by up to {a.max_abs_attention_diff:.2e}"
@@ -157,7 +168,8 @@ def _verify(model, path: Path, video: Path, spec, options: ExportOptions) -> Ver
         raise ISpanError(
             f"verification failed on {video}: probabilities differ by up to "
             f"{a.max_abs_prob_diff:.2e} (allowed {options.tolerance:g}), top-1 agreement "
-            f"{a.top1_agreement:.0%}{attention}; {path} was removed. Rerun with --debug, or "
+            f"{a.top1_agreement:.0%}{attention}; {path} was not written (an earlier file there is "
+            "unchanged). Rerun with --debug, or "
             "report it with the model and the video"
         )
     return report

@@ -241,3 +241,30 @@ def test_the_onnx_path_with_a_zoo_name_runs_without_torch(exported, export_video
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_a_failed_verification_keeps_the_previous_file(exported, export_videos, tmp_path):
+    """--force whose verification fails used to delete the previous good file; a bad
+    verification video left the unverified file under the final name."""
+    import shutil
+
+    from ispan_cli.errors import ISpanError
+    from ispan_cli.export.run import ExportOptions, run_export
+
+    good = tmp_path / "model.onnx"
+    shutil.copyfile(exported["plain"], good)
+    before = good.read_bytes()
+    # a tolerance nothing meets: verification fails whatever the numbers
+    options = ExportOptions(model=MODEL, output=good, force=True, tolerance=-1.0,
+                            verify_video=export_videos[0])  # fmt: skip
+    with pytest.raises(ISpanError, match=r"verification failed.*was not written"):
+        run_export(options)
+    assert good.read_bytes() == before
+    bad_video = tmp_path / "bad.mp4"
+    bad_video.write_text("not a video")
+    fresh = tmp_path / "fresh.onnx"
+    result = runner.invoke(app, ["export", "--onnx", "--model", MODEL, "-o", str(fresh),
+                                 "--verify-video", str(bad_video)])  # fmt: skip
+    assert result.exit_code != 0 and "error:" in result.stderr
+    assert not fresh.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.mp4", "model.onnx"]  # no leftovers
