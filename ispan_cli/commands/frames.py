@@ -29,7 +29,12 @@ def frames(
     ] = None,
     short_side: Annotated[
         int | None,
-        typer.Option("--short-side", min=1, help="Scale frames so the shorter side is N pixels."),
+        typer.Option(
+            "--short-side",
+            min=1,
+            max=8192,
+            help="Scale frames so the shorter side is N pixels (at most 8192).",
+        ),
     ] = None,
     repeat: Annotated[
         bool,

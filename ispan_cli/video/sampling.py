@@ -119,6 +119,10 @@ class DenseSampler:
         return _finish(f"dense-{self.mode}", idx, times, spans, self.allow_repeat, what)
 
 
+# More windows than any video needs (a day at 10 windows a second): a bound, not a setting.
+MAX_WINDOWS = 1_000_000
+
+
 @dataclass(frozen=True)
 class WindowSampler:
     """Windows of ``window`` seconds every ``stride`` seconds covering the whole video (the
@@ -141,6 +145,13 @@ class WindowSampler:
         if total <= self.window:
             starts = np.array([0.0])
         else:
+            count = (total - self.window) / self.stride + 1
+            if count > MAX_WINDOWS:  # np.arange would try to allocate them all
+                raise ISpanError(
+                    f"--stride {self.stride:g} s makes {count:.3g} windows over this "
+                    f"{total:.1f} s video (at most {MAX_WINDOWS:,}); use a stride of at least "
+                    f"{(total - self.window) / (MAX_WINDOWS - 1):.3g} s"
+                )
             starts = np.arange(0.0, total - self.window + 1e-9, self.stride)
             if starts[-1] + self.window < total - 1e-9:
                 starts = np.append(starts, total - self.window)

@@ -107,3 +107,13 @@ def test_bad_arguments_say_what_to_change():
         TSNSampler(4).sample(_times(0))
     with pytest.raises(ISpanError, match="positive"):
         WindowSampler(window=0, stride=1).sample(_times(10))
+
+
+def test_a_stride_too_small_for_the_video_is_one_clear_error():
+    from ispan_cli.video.sampling import MAX_WINDOWS, WindowSampler
+
+    times = np.arange(165) / 25  # 6.6 s
+    with pytest.raises(ISpanError, match=r"--stride 1e-12 s makes .* windows .* at least"):
+        WindowSampler(1.0, 1e-12).sample(times)  # used to try to allocate 40 TiB
+    fine = WindowSampler(1.0, (6.6 - 1.0) / (MAX_WINDOWS - 1) * 2).sample(times)
+    assert len(fine.indices) <= MAX_WINDOWS
