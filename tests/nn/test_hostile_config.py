@@ -36,4 +36,5 @@ def test_an_oversized_config_is_refused_without_allocating(field, value, tmp_pat
                           timeout=60)  # fmt: skip
     message, peak_mb = done.stdout.strip().splitlines()
     assert "does not match its config.json" in message and "wrong shapes" in message
-    assert int(peak_mb) < 1500, f"peak RSS {peak_mb} MB"  # the model itself would need GBs
+    # importing torch alone peaks at 0.6-1.6 GB here; the model would need over 5 GB
+    assert int(peak_mb) < 3000, f"peak RSS {peak_mb} MB"
