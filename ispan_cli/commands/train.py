@@ -339,7 +339,7 @@ def train(
     shown = f"best validation top-1 {100 * best:.2f}%" if best > -1 else "no validation set"
     skipped = summary.get("skipped")
     if skipped and cfg.dataset != "synthetic":
-        from ispan_cli.data.check import SUMMARY_FILE, SkipReport
+        from ispan_cli.data.skips import SUMMARY_FILE, SkipReport
 
         where = Path(summary["output"]) / SUMMARY_FILE
         described = one_line(SkipReport.from_dict(skipped).describe())

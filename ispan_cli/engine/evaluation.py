@@ -16,9 +16,10 @@ from typing import Any
 import numpy as np
 
 from ispan_cli.data import load_dataset
-from ispan_cli.data.check import CACHE_FILE, REASONS, SkipReport, check_split
+from ispan_cli.data.check import CACHE_FILE, REASONS
 from ispan_cli.data.clips import ClipSettings
 from ispan_cli.data.items import DatasetSplit
+from ispan_cli.data.skips import SkipReport, check_split
 from ispan_cli.engine.config import DEFAULT_MAX_SKIPPED, check_fraction
 from ispan_cli.engine.distributed import World
 from ispan_cli.engine.metrics import VideoMetrics, video_metrics

@@ -7,8 +7,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ispan_cli.data.check import SkipReport
 from ispan_cli.data.items import DatasetSplit
+from ispan_cli.data.skips import SkipReport
 from ispan_cli.engine.config import TrainConfig
 from ispan_cli.engine.report import model_card
 from ispan_cli.model_folder import CARD_FILE, atomic_write_text

@@ -19,8 +19,9 @@ import torch
 import torch.nn.functional as F
 
 from ispan_cli.data import load_dataset
-from ispan_cli.data.check import CACHE_FILE, SkipReport, check_split, write_summary
+from ispan_cli.data.check import CACHE_FILE
 from ispan_cli.data.clips import ClipSettings, GlobalBatchSampler, VideoClips, collate
+from ispan_cli.data.skips import SkipReport, check_split, write_summary
 from ispan_cli.engine import checkpoint as ckpt
 from ispan_cli.engine.config import TrainConfig, config_changes
 from ispan_cli.engine.distributed import (
