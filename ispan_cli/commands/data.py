@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from ispan_cli.commands.emit import emit
 from ispan_cli.commands.options import (
     Decoder,
     DecoderOpt,
@@ -159,12 +159,10 @@ def check(
             options, lambda done, total: bar.update(task, completed=done, total=total)
         )
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text("".join(f"{r.path}\n" for r in report.failed))
-    if fmt == OutputFormat.json:
-        typer.echo(json.dumps(report.to_dict(), indent=2))
-    else:
-        _render(report, out)
+        from ispan_cli.model_folder import atomic_write_text
+
+        atomic_write_text(out, "".join(f"{r.path}\n" for r in report.failed))
+    emit(report, fmt, lambda r: _render(r, out))
     if report.failed:
         raise typer.Exit(1)
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
 import typer
 
+from ispan_cli.commands.emit import emit
 from ispan_cli.commands.options import FormatOpt, OutputFormat
 
 
@@ -20,10 +20,7 @@ def doctor(fmt: FormatOpt = OutputFormat.table) -> None:
     from ispan_cli.diagnostics import run_diagnostics
 
     report = _run_with_status(run_diagnostics)
-    if fmt is OutputFormat.json:
-        typer.echo(json.dumps(report.to_dict()))
-    else:
-        _render(report)
+    emit(report, fmt, _render)
     if not report.ok:
         names = ", ".join(f"{c.section}/{c.name}" for c in report.broken)
         typer.echo(f"error: required part(s) broken: {names} (see the details above)", err=True)

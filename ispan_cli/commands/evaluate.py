@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from ispan_cli.commands.emit import emit
 from ispan_cli.commands.options import (
     BatchSizeOpt,
     Crops,
@@ -20,11 +20,15 @@ from ispan_cli.commands.options import (
     ModelOpt,
     OutputFormat,
     SegmentsOpt,
+    TimeoutOpt,
     WorkersOpt,
 )
 from ispan_cli.commands.train import DatasetName
-from ispan_cli.engine.config import DEFAULT_MAX_SKIPPED
+from ispan_cli.engine.evaluate_options import EvaluateOptions
 from ispan_cli.errors import UsageError
+
+if TYPE_CHECKING:
+    from ispan_cli.engine.evaluation import EvalReport
 
 SHOWN_SKIPS = 5  # skipped videos named on the terminal
 
@@ -41,8 +45,8 @@ def evaluate(
     segments: SegmentsOpt = None,
     crops: CropsOpt = Crops.one,
     batch_size: BatchSizeOpt = None,
-    device: DeviceOpt = "auto",
-    workers: WorkersOpt = 2,
+    device: DeviceOpt = EvaluateOptions.device,
+    workers: WorkersOpt = EvaluateOptions.workers,
     decoder: DecoderOpt = Decoder.auto,
     output: Annotated[
         Path | None,
@@ -55,7 +59,7 @@ def evaluate(
     output_format: FormatOpt = OutputFormat.table,
     synthetic_val: Annotated[
         int, typer.Option("--synthetic-val", help="Synthetic test clips.", min=1)
-    ] = 200,
+    ] = EvaluateOptions.synthetic_sizes[1],
     max_skipped: Annotated[
         float,
         typer.Option(
@@ -64,7 +68,8 @@ def evaluate(
             "videos are missing or cannot be decoded (each is checked first, in --workers "
             "processes; cached in --output).",
         ),
-    ] = DEFAULT_MAX_SKIPPED,
+    ] = EvaluateOptions.max_skipped,
+    timeout: TimeoutOpt = None,
 ) -> None:
     """Video-level top-1/top-5 and mean class accuracy on the test videos of a split.
 
@@ -82,6 +87,22 @@ def evaluate(
         splits = (int(split),)
     else:
         raise UsageError(f"--split {split!r}: use 1, 2, 3 or all")
+    options = EvaluateOptions(
+        dataset=dataset.value,
+        model=model,
+        data_root=data_root,
+        splits=splits,
+        segments=segments,
+        crops=int(crops.value),
+        batch_size=batch_size or EvaluateOptions.batch_size,
+        device=device,
+        workers=workers,
+        decoder=decoder.value,
+        output=output,
+        synthetic_sizes=(1, synthetic_val),
+        max_skipped=max_skipped,
+        timeout=timeout,
+    )
     err = Console(stderr=True)
     with Progress(console=err, transient=True) as bar:
         tasks: dict[tuple[str, int], int] = {}
@@ -94,23 +115,7 @@ def evaluate(
 
             return update
 
-        report = run(
-            model,
-            dataset.value,
-            data_root,
-            splits,
-            segments,
-            int(crops.value),
-            batch_size or 4,
-            device,
-            workers,
-            decoder.value,
-            output,
-            (1, synthetic_val),
-            bar_for("scoring"),
-            max_skipped,
-            bar_for("checking videos"),
-        )
+        report = run(options, bar_for("scoring"), bar_for("checking videos"))
     from ispan_cli.terminal import one_line
 
     for s in report.splits:
@@ -122,19 +127,16 @@ def evaluate(
             if len(s.skipped.skipped) > len(shown):
                 line += " (every one is in skipped.txt with --output)"
             err.print(one_line(line), highlight=False, markup=False)
-    summary = report.summary()
-    if output_format == OutputFormat.json:
-        typer.echo(json.dumps(summary, indent=2))
-        return
-    _table(summary)
+    emit(report, output_format, _table)
 
 
-def _table(summary: dict) -> None:
+def _table(report: EvalReport) -> None:
     from rich.console import Console
     from rich.table import Table
 
     from ispan_cli.terminal import text
 
+    summary = report.to_dict()
     table = Table(title=text(f"{summary['model']} on {summary['dataset']}: {summary['views']}"))
     for col in ("split", "videos", "top-1", "top-5", "mean class acc.", "skipped"):
         table.add_column(col, justify="right")

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from ispan_cli.commands.emit import emit
 from ispan_cli.commands.options import (
     Decoder,
     DecoderOpt,
@@ -112,10 +112,7 @@ def export(
         result = run_export(
             options, progress=lambda m: err.print(f"[dim]{m}[/dim]", highlight=False)
         )
-    if fmt == OutputFormat.json:
-        typer.echo(json.dumps(result.to_dict(), indent=2))
-        return
-    _render(Console(), result)
+    emit(result, fmt, lambda r: _render(Console(), r))
 
 
 def _render(console, result) -> None:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from ispan_cli.commands.emit import emit
 from ispan_cli.commands.options import (
     Decoder,
     DecoderOpt,
@@ -143,10 +143,7 @@ def visualize(
         highlight=False,
     )
     result = run_visualize(runner, options)
-    if fmt == OutputFormat.json:
-        typer.echo(json.dumps(result.to_dict(), indent=2))
-        return
-    _render(Console(), result)
+    emit(result, fmt, lambda r: _render(Console(), r))
 
 
 def _render(console, result) -> None:

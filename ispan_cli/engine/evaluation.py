@@ -20,11 +20,13 @@ from ispan_cli.data.check import CACHE_FILE, REASONS
 from ispan_cli.data.clips import ClipSettings
 from ispan_cli.data.items import DatasetSplit
 from ispan_cli.data.skips import SkipReport, check_split
-from ispan_cli.engine.config import DEFAULT_MAX_SKIPPED, check_fraction
+from ispan_cli.engine.config import check_fraction
 from ispan_cli.engine.distributed import World
+from ispan_cli.engine.evaluate_options import EvaluateOptions
 from ispan_cli.engine.metrics import VideoMetrics, video_metrics
 from ispan_cli.engine.scoring import Scores, score_videos
 from ispan_cli.errors import ISpanError
+from ispan_cli.model_folder import atomic_open, atomic_path, atomic_write_text
 
 # Called with (split, videos done, videos in the split): the check, then the scoring.
 Progress = Callable[[int, int, int], None]
@@ -45,7 +47,7 @@ class EvalReport:
     views: str
     splits: tuple[SplitResult, ...]
 
-    def summary(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """JSON-ready: per-split metrics, and mean/std over splits when there are several."""
         per = {
             str(s.split): {
@@ -70,73 +72,65 @@ class EvalReport:
 
 
 def evaluate(
-    model_spec: str | None,
-    dataset: str,
-    data_root: str | None,
-    splits: tuple[int, ...],
-    segments: int | None = None,
-    crops: int = 1,
-    batch_size: int = 4,
-    device: str = "auto",
-    workers: int = 2,
-    decoder: str = "auto",
-    output: str | Path | None = None,
-    synthetic_sizes: tuple[int, int] = (1000, 200),
+    options: EvaluateOptions,
     progress: Progress | None = None,
-    max_skipped: float = DEFAULT_MAX_SKIPPED,
     check_progress: Progress | None = None,
 ) -> EvalReport:
-    """Loads ``model_spec`` (None: the default model), checks the test videos of each split
-    (in ``workers`` processes; cached in ``output``), stops when more than ``max_skipped`` of a
-    split's listed test videos cannot be used, then scores each usable video once and computes
-    video-level metrics."""
+    """Loads ``options.model``, checks the test videos of each split (in ``workers`` processes;
+    cached in ``output``), stops when more than ``max_skipped`` of a split's listed test videos
+    cannot be used, then scores each usable video once and computes video-level metrics."""
     from ispan_cli.runtime.loading import load_model
 
-    check_fraction(max_skipped)
-    loaded = load_model(model_spec, device=device)
+    o = options
+    check_fraction(o.max_skipped)
+    loaded = load_model(o.model, device=o.device, timeout=o.timeout)
     model, config, torch_device = loaded.model, loaded.config, loaded.device
-    spec = dataclasses.replace(loaded.preprocessing, crops=crops)
-    k = segments or config.num_segments
+    spec = dataclasses.replace(loaded.preprocessing, crops=o.crops)
+    k = o.segments or config.num_segments
     world = World(0, 1, 0, torch_device)
     results = []
-    for split in splits:
-        data = load_dataset(dataset, data_root, split, synthetic_sizes)
+    for split in o.splits:
+        data = load_dataset(o.dataset, o.data_root, split, o.synthetic_sizes)
         if not data.test:
-            raise ISpanError(f"{dataset} split {split} has no test videos to evaluate")
+            raise ISpanError(f"{o.dataset} split {split} has no test videos to evaluate")
 
         def checking(done: int, total: int, split: int = split) -> None:
             if check_progress:
                 check_progress(split, done, total)
 
-        cache = Path(output) / CACHE_FILE if output is not None else None
+        cache = Path(o.output) / CACHE_FILE if o.output is not None else None
         data, skipped = check_split(
-            data, ("test",), k, decoder, spec.resize, workers, cache, max_skipped, checking
+            data, ("test",), k, o.decoder, spec.resize, o.workers, cache, o.max_skipped, checking
         )
-        skipped.enforce(f"{dataset} split {split} (test)")
+        skipped.enforce(f"{o.dataset} split {split} (test)")
         if not data.test:
-            raise ISpanError(f"none of the test videos of {dataset} split {split} can be read")
+            raise ISpanError(f"none of the test videos of {o.dataset} split {split} can be read")
         columns = label_columns(config.labels, data.classes, loaded.identity.id)
-        settings = ClipSettings(k, spec, False, decoder=decoder, synthetic_seed=split)
+        settings = ClipSettings(k, spec, False, decoder=o.decoder, synthetic_seed=split)
 
         def report(done: int, total: int, split: int = split) -> None:
             if progress:
                 progress(split, done, total)
 
-        scores = score_videos(model, data.test, settings, batch_size, world, workers, None, report)
+        scores = score_videos(
+            model, data.test, settings, o.batch_size, world, o.workers, None, report
+        )
         logits = scores.logits[:, columns] if len(scores.logits) else scores.logits
         metrics = video_metrics(logits, scores.labels, len(data.classes))
         for i, message in scores.failed:  # passed the check, failed when loaded
             skipped = skipped.with_failure(data.test[i].path, message)
         folder = None
-        if output is not None:
-            folder = Path(output) / (f"split{split}" if len(splits) > 1 else "")
+        if o.output is not None:
+            folder = Path(o.output) / (f"split{split}" if len(o.splits) > 1 else "")
             write_split_files(folder, data, scores, logits, metrics, skipped)
         results.append(SplitResult(split, metrics, skipped, folder))
-    views = f"K={k} TSN centre frames x {crops} crop(s), logits averaged over crops and segments"
-    report_ = EvalReport(loaded.identity.display, dataset, views, tuple(results))
-    if output is not None:
-        Path(output).mkdir(parents=True, exist_ok=True)
-        (Path(output) / "metrics.json").write_text(json.dumps(report_.summary(), indent=2) + "\n")
+    views = f"K={k} TSN centre frames x {o.crops} crop(s), logits averaged over crops and segments"
+    report_ = EvalReport(loaded.identity.display, o.dataset, views, tuple(results))
+    if o.output is not None:
+        Path(o.output).mkdir(parents=True, exist_ok=True)
+        atomic_write_text(
+            Path(o.output) / "metrics.json", json.dumps(report_.to_dict(), indent=2) + "\n"
+        )
     return report_
 
 
@@ -165,10 +159,11 @@ def write_split_files(
     skipped: SkipReport,
 ) -> None:
     """per_class.csv, confusion.csv, confusion.png, video_scores.jsonl, skipped.txt (one
-    "path<TAB>reason<TAB>message" line per listed video that was not scored)."""
+    "path<TAB>reason<TAB>message" line per listed video that was not scored), each written
+    atomically: a killed run leaves the previous file as it was."""
     folder.mkdir(parents=True, exist_ok=True)
     classes = data.classes
-    with open(folder / "per_class.csv", "w", newline="") as fh:
+    with atomic_open(folder / "per_class.csv", "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["index", "class", "videos", "correct", "accuracy"])
         for i, name in enumerate(classes):
@@ -182,12 +177,12 @@ def write_split_files(
                     "" if math.isnan(acc) else f"{acc:.6f}",
                 ]
             )
-    with open(folder / "confusion.csv", "w", newline="") as fh:
+    with atomic_open(folder / "confusion.csv", "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["true \\ predicted", *classes])
         for i, name in enumerate(classes):
             w.writerow([name, *metrics.confusion[i].tolist()])
-    with open(folder / "video_scores.jsonl", "w") as fh:
+    with atomic_open(folder / "video_scores.jsonl") as fh:
         for row, item_index in enumerate(scores.indices):
             item = data.test[item_index]
             fh.write(
@@ -202,11 +197,12 @@ def write_split_files(
                 )
                 + "\n"
             )
-    (folder / "skipped.txt").write_text(
+    atomic_write_text(
+        folder / "skipped.txt",
         "".join(
             f"{s.path}\t{s.reason}\t{' '.join(s.message.split()) or REASONS.get(s.reason or '')}\n"
             for s in skipped.skipped
-        )
+        ),
     )
     plot_confusion(folder / "confusion.png", metrics.confusion, classes)
 
@@ -230,5 +226,6 @@ def plot_confusion(path: Path, confusion: np.ndarray, classes: tuple[str, ...]) 
     ax.set(xlabel="predicted", ylabel="true", title="confusion (row-normalised)")
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
