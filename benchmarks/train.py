@@ -24,7 +24,7 @@ import torch
 
 from ispan_cli.data.synth_writer import write_synthetic
 from ispan_cli.engine.config import TrainConfig
-from ispan_cli.engine.launch import run_training
+from ispan_cli.engine.launch import TrainOptions, run_training
 
 
 def main() -> None:
@@ -67,8 +67,8 @@ def main() -> None:
                 synthetic_val=0,
                 dropout=0.5,
             )
-            summary = run_training(cfg)
-            last = summary["last"]
+            summary = run_training(TrainOptions(settings=cfg.to_dict()))
+            last = summary.last
             results.append(
                 {
                     "amp": amp,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 import sys
 from enum import Enum
@@ -10,8 +11,9 @@ from typing import Annotated
 
 import typer
 
-from ispan_cli.engine.config import ATTENTION_LR, ATTENTION_WARMUP, DEFAULT_MAX_SKIPPED
-from ispan_cli.errors import UsageError
+from ispan_cli.engine.config import AMP, MONITORS, SCHEDULES, TrainConfig
+
+D = TrainConfig()  # the defaults --help shows: one definition, in engine/config.py
 
 
 class DatasetName(str, Enum):
@@ -22,31 +24,36 @@ class DatasetName(str, Enum):
     synthetic = "synthetic"
 
 
-class Schedule(str, Enum):
-    cosine = "cosine"
-    step = "step"
-    constant = "constant"
+def _choices(name: str, values: tuple[str, ...]) -> type[Enum]:
+    """A str Enum of the library's own tuple, so that --help lists exactly what it accepts."""
+    return Enum(name, {v: v for v in values}, type=str)  # type: ignore[return-value]
 
 
-class Amp(str, Enum):
-    off = "off"
-    bf16 = "bf16"
-    fp16 = "fp16"
+Schedule = _choices("Schedule", SCHEDULES)
+Amp = _choices("Amp", AMP)
+Monitor = _choices("Monitor", MONITORS)
 
 
 _T = "Training"
 _D = "Data"
 _L = "Distributed"
+_S = "Stopping"
+
+
+def _on(flag: bool) -> str:
+    return "on" if flag else "off"
 
 
 def _opt(*names: str, help: str, panel: str = _T, **kw):
+    # "\[": rich would take "[default: 50]" or "[ours]" for markup and print nothing of it
+    help = help.replace("[", "\\[")
     return typer.Option(*names, help=help, rich_help_panel=panel, show_default=False, **kw)
 
 
 MAX_SKIPPED_HELP = (
     "Stop before the first step when more than this fraction of a split's listed videos are "
     "missing or cannot be decoded (each is checked first, in the --workers processes; the "
-    f"run then says which and why). Default: {DEFAULT_MAX_SKIPPED:g}."
+    f"run then says which and why). Default: {D.max_skipped:g}."
 )
 MaxSkippedOpt = Annotated[float | None, _opt("--max-skipped", help=MAX_SKIPPED_HELP, panel=_D)]
 
@@ -61,7 +68,7 @@ def train(
         ),
     ] = None,
     dataset: Annotated[
-        DatasetName | None, _opt("--dataset", help="Dataset [default: ucf101].", panel=_D)
+        DatasetName | None, _opt("--dataset", help=f"Dataset [default: {D.dataset}].", panel=_D)
     ] = None,
     data_root: Annotated[
         str | None,
@@ -76,7 +83,7 @@ def train(
         int | None,
         _opt(
             "--split",
-            help="Official split 1, 2 or 3 [default: 1]; synthetic: the data seed.",
+            help=f"Official split 1, 2 or 3 [default: {D.split}]; synthetic: the data seed.",
             panel=_D,
             min=1,
             max=3,
@@ -84,54 +91,66 @@ def train(
     ] = None,
     arch: Annotated[
         str | None,
-        _opt(
-            "--arch", help="Registered model name (ispan models list) [default: istpan_resnet50]."
-        ),
+        _opt("--arch", help=f"Registered model name (ispan models list) [default: {D.arch}]."),
     ] = None,
     pretrained: Annotated[
         str | None,
         _opt(
             "--pretrained",
-            help="Backbone weights: imagenet, none or a state-dict PATH [default: imagenet].",
+            help="Backbone weights: imagenet, none or a state-dict PATH "
+            f"[default: {D.pretrained}].",
         ),
     ] = None,
     segments: Annotated[
-        int | None, _opt("--segments", "-s", help="K segments per video [default: 8].", min=1)
+        int | None,
+        _opt("--segments", "-s", help=f"K segments per video [default: {D.segments}].", min=1),
     ] = None,
     input_size: Annotated[
         int | None, _opt("--input-size", help="Crop side [default: the architecture's].", min=16)
     ] = None,
-    epochs: Annotated[int | None, _opt("--epochs", help="[default: 50]", min=1)] = None,
+    epochs: Annotated[int | None, _opt("--epochs", help=f"[default: {D.epochs}]", min=1)] = None,
     batch_size: Annotated[
         int | None,
         _opt(
-            "--batch-size", "-b", help="Global batch, split across processes [default: 32].", min=1
+            "--batch-size",
+            "-b",
+            help=f"Global batch, split across processes [default: {D.batch_size}].",
+            min=1,
         ),
     ] = None,
-    lr: Annotated[float | None, _opt("--lr", help="Learning rate [default: 0.001].")] = None,
-    schedule: Annotated[Schedule | None, _opt("--schedule", help="[default: cosine]")] = None,
-    warmup_epochs: Annotated[float | None, _opt("--warmup-epochs", help="[default: 0]")] = None,
-    weight_decay: Annotated[float | None, _opt("--weight-decay", help="[default: 5e-4]")] = None,
-    momentum: Annotated[float | None, _opt("--momentum", help="[default: 0.9]")] = None,
+    lr: Annotated[float | None, _opt("--lr", help=f"Learning rate [default: {D.lr:g}].")] = None,
+    schedule: Annotated[
+        Schedule | None, _opt("--schedule", help=f"[default: {D.schedule}]")
+    ] = None,
+    warmup_epochs: Annotated[
+        float | None, _opt("--warmup-epochs", help=f"[default: {D.warmup_epochs:g}]")
+    ] = None,
+    weight_decay: Annotated[
+        float | None, _opt("--weight-decay", help=f"[default: {D.weight_decay:g}]")
+    ] = None,
+    momentum: Annotated[float | None, _opt("--momentum", help=f"[default: {D.momentum:g}]")] = None,
     dropout: Annotated[
-        float | None, _opt("--dropout", help="Before the classifier [default: 0.8].")
+        float | None, _opt("--dropout", help=f"Before the classifier [default: {D.dropout:g}].")
     ] = None,
     beta: Annotated[
-        float | None, _opt("--beta", help="Interaction loss weight [default: 0.1].")
+        float | None, _opt("--beta", help=f"Interaction loss weight [default: {D.beta:g}].")
     ] = None,
     gamma: Annotated[
-        float | None, _opt("--gamma", help="Diversity loss weight [default: 0.1].")
+        float | None, _opt("--gamma", help=f"Diversity loss weight [default: {D.gamma:g}].")
     ] = None,
     interaction_loss: Annotated[
         bool | None,
         _opt(
             "--interaction-loss/--no-interaction-loss",
-            help="Interaction loss on/off [default: on].",
+            help=f"Interaction loss on/off [default: {_on(D.interaction_loss)}].",
         ),
     ] = None,
     diversity_loss: Annotated[
         bool | None,
-        _opt("--diversity-loss/--no-diversity-loss", help="Diversity loss on/off [default: on]."),
+        _opt(
+            "--diversity-loss/--no-diversity-loss",
+            help=f"Diversity loss on/off [default: {_on(D.diversity_loss)}].",
+        ),
     ] = None,
     output_norm: Annotated[
         bool | None,
@@ -139,7 +158,7 @@ def train(
             "--output-norm/--no-output-norm",
             help="[ours] Scale the attention output so its pooling weights sum to 1 however "
             "peaked the attention is; off is the paper's M = A X, with which attention learns "
-            "to avoid small objects [default: on].",
+            f"to avoid small objects [default: {_on(D.output_norm)}].",
         ),
     ] = None,
     attention_warmup: Annotated[
@@ -148,14 +167,14 @@ def train(
             "--attention-warmup",
             help="Fraction of the run during which the attention layer stays at its near-uniform "
             "start while the classifier learns; 0 trains it from the first step "
-            f"[default: {ATTENTION_WARMUP}].",
+            f"[default: {D.attention_warmup:g}].",
         ),
     ] = None,
     attention_lr: Annotated[
         float | None,
         _opt(
             "--attention-lr",
-            help=f"Learning-rate multiplier of the attention layer [default: {ATTENTION_LR:g}].",
+            help=f"Learning-rate multiplier of the attention layer [default: {D.attention_lr:g}].",
         ),
     ] = None,
     partial_bn: Annotated[
@@ -176,24 +195,28 @@ def train(
         int | None,
         _opt(
             "--precise-bn",
-            help="Batches to recompute BN statistics before each evaluation; 0 off [default: 20].",
+            help="Batches to recompute BN statistics before each evaluation; 0 off "
+            f"[default: {D.precise_bn}].",
             min=0,
         ),
     ] = None,
     flip: Annotated[
-        bool | None, _opt("--flip/--no-flip", help="Random horizontal flips [default: on].")
+        bool | None,
+        _opt("--flip/--no-flip", help=f"Random horizontal flips [default: {_on(D.flip)}]."),
     ] = None,
-    amp: Annotated[Amp | None, _opt("--amp", help="Autocast precision [default: off].")] = None,
+    amp: Annotated[
+        Amp | None, _opt("--amp", help=f"Autocast precision [default: {D.amp}].")
+    ] = None,
     workers: Annotated[
         int | None,
         _opt(
             "--workers",
             "-w",
-            help="Data loading processes per training process [default: 4].",
+            help=f"Data loading processes per training process [default: {D.workers}].",
             min=0,
         ),
     ] = None,
-    seed: Annotated[int | None, _opt("--seed", help="[default: 0]")] = None,
+    seed: Annotated[int | None, _opt("--seed", help=f"[default: {D.seed}]")] = None,
     deterministic: Annotated[
         bool | None,
         _opt(
@@ -202,38 +225,88 @@ def train(
         ),
     ] = None,
     device: Annotated[
-        str | None, _opt("--device", "-d", help="auto, cpu, cuda or cuda:N [default: auto].")
+        str | None, _opt("--device", "-d", help=f"auto, cpu, cuda or cuda:N [default: {D.device}].")
     ] = None,
     output: Annotated[
         str | None,
         _opt(
             "--output",
             "-o",
-            help="Run folder: checkpoints, logs, best/ model [default: runs/train].",
+            help=f"Run folder: checkpoints, logs, best/ model [default: {D.output}].",
         ),
     ] = None,
     eval_every: Annotated[
-        int | None, _opt("--eval-every", help="Epochs between validations [default: 1].", min=1)
+        int | None,
+        _opt("--eval-every", help=f"Epochs between validations [default: {D.eval_every}].", min=1),
     ] = None,
     checkpoint_every: Annotated[
         int | None,
         _opt(
             "--checkpoint-every",
-            help="Also checkpoint every N steps [default: 0, end of epochs only].",
+            help="Also checkpoint every N steps "
+            f"[default: {D.checkpoint_every}, end of epochs only].",
             min=0,
         ),
     ] = None,
     synthetic_train: Annotated[
         int | None,
         _opt(
-            "--synthetic-train", help="Synthetic training clips [default: 1000].", panel=_D, min=1
+            "--synthetic-train",
+            help=f"Synthetic training clips [default: {D.synthetic_train}].",
+            panel=_D,
+            min=1,
         ),
     ] = None,
     synthetic_val: Annotated[
         int | None,
-        _opt("--synthetic-val", help="Synthetic validation clips [default: 200].", panel=_D, min=0),
+        _opt(
+            "--synthetic-val",
+            help=f"Synthetic validation clips [default: {D.synthetic_val}].",
+            panel=_D,
+            min=0,
+        ),
     ] = None,
     max_skipped: MaxSkippedOpt = None,
+    patience: Annotated[
+        int | None,
+        _opt(
+            "--patience",
+            help="Stop after N evaluations without improvement of --monitor; the best "
+            f"checkpoint and model folder are kept [default: {D.patience}, off].",
+            panel=_S,
+            min=0,
+        ),
+    ] = None,
+    monitor: Annotated[
+        Monitor | None,
+        _opt(
+            "--monitor",
+            help="Validation figure that picks the best model and that --patience watches: "
+            "top-1, mean class accuracy, or the cross-entropy of the video-level logits "
+            f"[default: {D.monitor}].",
+            panel=_S,
+        ),
+    ] = None,
+    time_limit: Annotated[
+        str | None,
+        _opt(
+            "--time-limit",
+            help="Wall-clock budget of this run (2h30m, 90m, 45s, 3600): it stops at a step "
+            "boundary before the budget ends, with a checkpoint the same command resumes. "
+            "SIGTERM and SIGUSR1 (sent by SLURM before a job's time is up) do the same.",
+            panel=_S,
+        ),
+    ] = None,
+    max_steps: Annotated[
+        int | None,
+        _opt(
+            "--max-steps",
+            help="Optimizer steps in all (smoke runs): the run, and its schedule, end there; the "
+            f"epoch it ends in is evaluated [default: {D.max_steps}, epochs x steps].",
+            panel=_S,
+            min=0,
+        ),
+    ] = None,
     resume: Annotated[
         bool | None,
         _opt(
@@ -276,82 +349,41 @@ def train(
     quiet: Annotated[bool, _opt("--quiet", "-q", help="No progress display.")] = False,
 ) -> None:
     """Train a model on UCF101, HMDB51, a folder, a list or the synthetic dataset."""
+    # first: every parameter named as a TrainConfig field is a setting (None: not given)
+    given = {k: v.value if isinstance(v, Enum) else v for k, v in locals().items() if k in _FIELDS}
     from ispan_cli.commands.train_progress import TrainProgress
-    from ispan_cli.engine.config import build_config
-    from ispan_cli.engine.launch import run_training
+    from ispan_cli.engine.launch import TrainOptions, run_training
 
-    if gpus and devices:
-        raise UsageError("give either --gpus N (GPU processes) or --devices N, not both")
-    overrides = {
-        "dataset": dataset.value if dataset else None,
-        "data_root": data_root,
-        "split": split,
-        "arch": arch,
-        "pretrained": pretrained,
-        "segments": segments,
-        "input_size": input_size,
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "lr": lr,
-        "schedule": schedule.value if schedule else None,
-        "warmup_epochs": warmup_epochs,
-        "weight_decay": weight_decay,
-        "momentum": momentum,
-        "dropout": dropout,
-        "beta": beta,
-        "gamma": gamma,
-        "interaction_loss": interaction_loss,
-        "diversity_loss": diversity_loss,
-        "output_norm": output_norm,
-        "attention_warmup": attention_warmup,
-        "attention_lr": attention_lr,
-        "partial_bn": partial_bn,
-        "frozen_bn": frozen_bn,
-        "precise_bn": precise_bn,
-        "flip": flip,
-        "amp": amp.value if amp else None,
-        "workers": workers,
-        "seed": seed,
-        "deterministic": deterministic,
-        "device": device,
-        "output": output,
-        "eval_every": eval_every,
-        "checkpoint_every": checkpoint_every,
-        "synthetic_train": synthetic_train,
-        "synthetic_val": synthetic_val,
-        "max_skipped": max_skipped,
-        "command": "ispan " + shlex.join(sys.argv[1:]),
-    }
-    if gpus:
-        overrides["device"] = "cuda"
-    cfg = build_config(config, overrides)
-    nprocs = gpus or devices or 1
-    if gpus:
-        _check_gpus(gpus)
-    summary = run_training(
-        cfg, TrainProgress(quiet), resume, nprocs, nnodes, node_rank, rdzv_endpoint, force
+    options = TrainOptions(
+        settings={**given, "command": "ispan " + shlex.join(sys.argv[1:])},
+        config_file=config,
+        resume=resume,
+        force=force,
+        gpus=gpus,
+        devices=devices,
+        nnodes=nnodes,
+        node_rank=node_rank,
+        rdzv_endpoint=rdzv_endpoint,
     )
-    if summary["rank"] != 0:  # started by torchrun/SLURM: rank 0 speaks for the run
-        return
+    result = run_training(options, TrainProgress(quiet))
+    if result.rank == 0:  # started by torchrun/SLURM: rank 0 speaks for the run
+        _render(result)
+
+
+_FIELDS = frozenset(f.name for f in dataclasses.fields(TrainConfig))
+
+
+def _render(result) -> None:
     from ispan_cli.terminal import one_line
 
-    best = summary["best_top1"]
+    best = result.best_top1
     shown = f"best validation top-1 {100 * best:.2f}%" if best > -1 else "no validation set"
-    skipped = summary.get("skipped")
-    if skipped and cfg.dataset != "synthetic":
+    if result.skipped and result.dataset != "synthetic":
         from ispan_cli.data.skips import SUMMARY_FILE, SkipReport
 
-        where = Path(summary["output"]) / SUMMARY_FILE
-        described = one_line(SkipReport.from_dict(skipped).describe())
+        where = Path(result.output) / SUMMARY_FILE
+        described = one_line(SkipReport.from_dict(result.skipped).describe())
         typer.echo(f"{described} (each in {one_line(where)})", err=True)
-    typer.echo(f"{shown}; model folder: {one_line(summary['best_model'])}", err=True)
-
-
-def _check_gpus(n: int) -> None:
-    import torch
-
-    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    if count == 0:
-        raise UsageError(f"--gpus {n}: no CUDA device here; on the CPU use --devices N (gloo)")
-    if count < n:
-        raise UsageError(f"--gpus {n}: this machine has {count} CUDA device(s); use --gpus {count}")
+    if result.stopped:
+        typer.echo(f"stopped: {one_line(result.stopped)}", err=True)
+    typer.echo(f"{shown}; model folder: {one_line(result.best_model)}", err=True)

@@ -8,6 +8,7 @@ each checkpoint and in the model folder, so a run can be resumed and reproduced 
 from __future__ import annotations
 
 import dataclasses
+import re
 import sys
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -17,6 +18,8 @@ from ispan_cli.errors import UsageError
 
 SCHEDULES = ("cosine", "step", "constant")
 AMP = ("off", "bf16", "fp16")
+# --monitor: the validation figure --patience watches and the best model is chosen by
+MONITORS = ("top1", "mean_class", "loss")
 # [ours] attention warm-up and learning-rate multiplier (see engine/optim.make_scheduler)
 ATTENTION_WARMUP = 0.0
 ATTENTION_LR = 1.0
@@ -34,8 +37,13 @@ RESUMABLE_CHANGES = frozenset(
         "checkpoint_every",
         "eval_every",
         "max_skipped",
+        # how long this process may run and when to give up: not what was computed so far
+        "time_limit",
+        "patience",
     }
 )
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([dhms])")
+_SECONDS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
 
 
 @dataclass(frozen=True)
@@ -84,6 +92,10 @@ class TrainConfig:
     synthetic_train: int = 1000
     synthetic_val: int = 200
     max_skipped: float = DEFAULT_MAX_SKIPPED  # share of a split's listed videos that may fail
+    patience: int = 0  # evaluations without improvement of `monitor` before stopping; 0: off
+    monitor: str = "top1"
+    time_limit: str = ""  # wall-clock budget of this process ("2h30m"); "": none
+    max_steps: int = 0  # optimizer steps in all; 0: epochs x steps per epoch
     command: str = ""
 
     def __post_init__(self) -> None:
@@ -102,11 +114,20 @@ class TrainConfig:
             (self.attention_lr >= 0, "--attention-lr must be non-negative"),
             (self.workers >= 0, "--workers must be non-negative"),
             (self.eval_every >= 1, "--eval-every must be at least 1"),
+            (self.monitor in MONITORS, f"--monitor must be one of {', '.join(MONITORS)}"),
+            (self.patience >= 0, "--patience must be non-negative (0: off)"),
+            (self.max_steps >= 0, "--max-steps must be non-negative (0: off)"),
         ]
         for ok, message in checks:
             if not ok:
                 raise UsageError(message)
         check_fraction(self.max_skipped)
+        parse_duration(self.time_limit)
+
+    @property
+    def time_limit_s(self) -> float | None:
+        """--time-limit in seconds, None without one."""
+        return parse_duration(self.time_limit)
 
     @property
     def use_partial_bn(self) -> bool:
@@ -140,6 +161,27 @@ def check_fraction(value: float) -> float:
             "split's videos to be skipped)"
         )
     return value
+
+
+def parse_duration(text: str) -> float | None:
+    """Seconds in ``"2h30m"``, ``"90m"``, ``"1d"``, ``"45s"`` or ``"3600"`` (seconds); None for
+    ``""``."""
+    text = text.strip().lower().replace(" ", "")
+    if not text:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        parts = _DURATION.findall(text)
+        if not parts or "".join(n + u for n, u in parts) != text:
+            raise UsageError(
+                f"--time-limit {text!r} is not a duration; write e.g. 2h30m, 90m, 45s or 3600 "
+                "(seconds)"
+            ) from None
+        seconds = sum(float(n) * _SECONDS[u] for n, u in parts)
+    if not seconds > 0 or seconds == float("inf"):
+        raise UsageError(f"--time-limit {text!r} must be a positive duration (e.g. 2h30m)")
+    return seconds
 
 
 def build_config(config_file: str | Path | None, overrides: dict[str, Any]) -> TrainConfig:

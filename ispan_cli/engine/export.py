@@ -23,12 +23,53 @@ def export_best(
     spec: PreprocessSpec,
     row: dict[str, Any],
     skips: SkipReport | None = None,
+    stopped: str = "",
 ) -> Path:
     """Writes the model folder (each file atomically) with the validation metrics of ``row``;
     the card says how many listed videos the run skipped and why (``skips``)."""
     from ispan_cli.nn import save_model
 
-    metrics = {
+    metrics = _metrics(cfg, data, row)
+    extra = {
+        "preprocessing": spec.to_dict(),
+        "sampling": {"method": "tsn", "segments": cfg.segments, "test": "centre"},
+        "metrics": metrics,
+        "training": {**cfg.to_dict(), "data_root": cfg.data_root and str(cfg.data_root)},
+    }
+    was_training = model.training
+    save_model(model, folder, extra=extra)
+    model.train(was_training)
+    write_card(folder, cfg, data, row, skips, stopped)
+    return folder
+
+
+def write_card(
+    folder: Path,
+    cfg: TrainConfig,
+    data: DatasetSplit,
+    row: dict[str, Any],
+    skips: SkipReport | None = None,
+    stopped: str = "",
+) -> None:
+    """The model folder's README.md for the model measured in ``row``; ``stopped`` says why
+    the run ended before its last epoch."""
+    card = model_card(
+        folder.name if folder.name != "best" else f"{cfg.arch} ({cfg.dataset})",
+        cfg.arch,
+        data.classes,
+        cfg.command,
+        data.protocol,
+        _metrics(cfg, data, row),
+        cfg.to_dict(),
+        synthetic=cfg.dataset == "synthetic",
+        skipped=skips.to_dict() if skips is not None else None,
+        stopped=stopped,
+    )
+    atomic_write_text(folder / CARD_FILE, card)
+
+
+def _metrics(cfg: TrainConfig, data: DatasetSplit, row: dict[str, Any]) -> dict[str, Any]:
+    return {
         "dataset": cfg.dataset,
         "split": cfg.split,
         "subset": "validation",
@@ -40,28 +81,6 @@ def export_best(
         "top5": _num(row.get("val_top5")),
         "mean_class_accuracy": _num(row.get("val_mean_class")),
     }
-    extra = {
-        "preprocessing": spec.to_dict(),
-        "sampling": {"method": "tsn", "segments": cfg.segments, "test": "centre"},
-        "metrics": metrics,
-        "training": {**cfg.to_dict(), "data_root": cfg.data_root and str(cfg.data_root)},
-    }
-    was_training = model.training
-    save_model(model, folder, extra=extra)
-    model.train(was_training)
-    card = model_card(
-        folder.name if folder.name != "best" else f"{cfg.arch} ({cfg.dataset})",
-        cfg.arch,
-        data.classes,
-        cfg.command,
-        data.protocol,
-        metrics,
-        cfg.to_dict(),
-        synthetic=cfg.dataset == "synthetic",
-        skipped=skips.to_dict() if skips is not None else None,
-    )
-    atomic_write_text(folder / CARD_FILE, card)
-    return folder
 
 
 def _num(value: Any) -> float | None:

@@ -64,3 +64,15 @@ def video_metrics(scores: np.ndarray, labels: np.ndarray, num_classes: int) -> V
         per_class=per_class,
         counts=counts,
     )
+
+
+def video_loss(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Mean cross-entropy of per-video logits ``scores`` (N, C) against ``labels`` (N,); NaN
+    for no videos. What ``--monitor loss`` watches."""
+    scores = np.asarray(scores, np.float64)
+    labels = np.asarray(labels, np.int64)
+    if len(labels) == 0:
+        return float("nan")
+    shifted = scores - scores.max(1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(1, keepdims=True))
+    return float(-log_probs[np.arange(len(labels)), labels].mean())

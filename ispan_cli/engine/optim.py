@@ -51,6 +51,8 @@ def make_scheduler(
     (benchmarks/attention_in_box.py, BENCHMARKS.md "Where the attention goes").
     """
     total = max(cfg.epochs * steps_per_epoch, 1)
+    if cfg.max_steps:  # the run ends there, and so does its schedule
+        total = min(total, cfg.max_steps)
     warmup = int(cfg.warmup_epochs * steps_per_epoch)
     attention_start = int(cfg.attention_warmup * total)
     schedule, milestones = cfg.schedule, [int(f * total) for f in cfg.lr_steps]

@@ -70,6 +70,7 @@ def model_card(
     config: dict[str, Any],
     synthetic: bool,
     skipped: dict[str, Any] | None = None,
+    stopped: str = "",
 ) -> str:
     """README.md of a trained model folder: what it is, how it was made, how it was measured.
 
@@ -127,6 +128,8 @@ def model_card(
         "Labels, preprocessing, sampling and these metrics are in `config.json`.",
         "",
     ]
+    if stopped:
+        lines += ["## Why training stopped", "", stopped[0].upper() + stopped[1:] + ".", ""]
     if skipped is not None and not synthetic:
         lines += ["## Data", "", _skipped_text(skipped), ""]
     return "\n".join(lines)

@@ -32,12 +32,13 @@ from ispan_cli.engine.distributed import (
     teardown,
 )
 from ispan_cli.engine.events import Reporter, TrainEvent
-from ispan_cli.engine.export import export_best
-from ispan_cli.engine.metrics import video_metrics
+from ispan_cli.engine.export import export_best, write_card
+from ispan_cli.engine.metrics import video_loss, video_metrics
 from ispan_cli.engine.optim import freeze_partial_bn, make_optimizer, make_scheduler
 from ispan_cli.engine.precise_bn import recompute_bn_stats
 from ispan_cli.engine.report import plot_curves, write_metrics
 from ispan_cli.engine.scoring import score_videos
+from ispan_cli.engine.stopping import Budget, Monitor, StopSignals
 from ispan_cli.errors import ISpanError, UsageError
 from ispan_cli.video.preprocess import default_spec
 
@@ -57,6 +58,8 @@ class TrainResult:
     skipped_videos: int
     resumed: bool
     skipped: dict[str, Any] = field(default_factory=dict)  # SkipReport.to_dict()
+    stopped: str = ""  # why the run ended before its last epoch; "" when it ran them all
+    resumable: bool = False  # stopped by the time limit or a signal: the same command continues
 
 
 def train(
@@ -69,7 +72,9 @@ def train(
     """
     world = setup_world(cfg.device)
     try:
-        return _Run(cfg, world, report if world.main else None, resume).run()
+        run = _Run(cfg, world, report if world.main else None, resume)
+        with run.signals.installed():
+            return run.run()
     finally:
         teardown()
 
@@ -84,6 +89,10 @@ class _Run:
         # every listed video the run does not use, and why
         self.skips = SkipReport(0, cfg.max_skipped)
         self.later: dict[str, str] = {}  # of those, the ones that failed after the check
+        self.budget = Budget(cfg.time_limit_s)  # counted from here: the data check counts too
+        self.signals = StopSignals()
+        self.monitor = Monitor(cfg.monitor)
+        self.stopped, self.resumable = "", False
 
     # -- setup -----------------------------------------------------------------------------------
     def run(self) -> TrainResult:
@@ -145,7 +154,7 @@ class _Run:
             raise UsageError("--amp fp16 needs a GPU; use --amp bf16 or off on the CPU")
         self.amp = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[cfg.amp]
         self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
-        self.best = -math.inf
+        self.best = -math.inf  # validation top-1 of the best model (chosen by --monitor)
         self.history: list[dict[str, Any]] = []
         self.partial = _zero_sums()
         if state is not None:
@@ -188,6 +197,10 @@ class _Run:
         ckpt.set_rng_state(state["rng"])
         self.epoch, self.step_in_epoch = state["epoch"], state["step_in_epoch"]
         self.global_step, self.best = state["global_step"], state["best"]
+        if "monitor" in state:
+            self.monitor = Monitor.from_dict(state["monitor"])
+        else:  # written before --monitor: the best was chosen by top-1
+            self.monitor.best = self.best
         self.history, self.partial = state["history"], state["partial"]
         for path, message in state.get("skipped_later", {}).items():
             self._skip(path, message, quiet=True)
@@ -220,7 +233,7 @@ class _Run:
         )
         from torch.utils.data import DataLoader
 
-        while self.epoch < cfg.epochs:
+        while self.epoch < cfg.epochs and not self._finished():
             epoch = self.epoch
             self.sampler.set_epoch(epoch, self.step_in_epoch)
             loader = DataLoader(
@@ -244,11 +257,19 @@ class _Run:
                 t2 = time.perf_counter()
                 wait += t1 - t0
                 compute += t2 - t1
+                self.budget.record("step", t2 - t0)
                 t0 = t2
                 self.step_in_epoch += 1
                 self.global_step += 1
                 if cfg.checkpoint_every and self.global_step % cfg.checkpoint_every == 0:
                     self._save_last()
+                if cfg.max_steps and self.global_step >= cfg.max_steps:
+                    break  # the epoch ends here: evaluated and exported as the run's last
+                if self._interrupted(last_step=self.step_in_epoch == self.steps):
+                    break
+            if self.stopped:
+                self._save_last()  # mid-epoch: the partial sums travel with it
+                break
             row = self._end_epoch(epoch, time.perf_counter() - t_epoch, wait, compute)
             self.epoch, self.step_in_epoch = epoch + 1, 0
             self.partial = _zero_sums()
@@ -260,12 +281,22 @@ class _Run:
             if self.improved:
                 self._save_last(best=True)
             self._emit("epoch", epoch=epoch, data=row)
+        if not self.stopped:
+            self.stopped = self._stop_reason()
         if world.main:
             plot_curves(self.out, self.history)
             if not (self.out / BEST_MODEL / "model.safetensors").is_file():
-                self._export(self.history[-1] if self.history else {})
+                if not self.resumable:
+                    self._export(self.history[-1] if self.history else {})
+            elif self.stopped:
+                self._write_card()
         best = self.out / BEST_MODEL
-        self._emit("done", data={"best_model": str(best), "best_top1": self.best})
+        if self.stopped:
+            self._message(f"stopped: {self.stopped}")
+        self._emit(
+            "done",
+            data={"best_model": str(best), "best_top1": self.best, "stopped": self.stopped},
+        )
         return TrainResult(
             self.out,
             best,
@@ -274,6 +305,8 @@ class _Run:
             len(self.skips.skipped),
             resumed,
             self.skips.to_dict(),
+            self.stopped,
+            self.resumable,
         )
 
     def _train_step(self, batch: dict[str, Any]) -> None:
@@ -344,15 +377,16 @@ class _Run:
         row.update(
             val_videos=0, val_top1=float("nan"), val_top5=float("nan"), val_mean_class=float("nan")
         )
-        last = epoch + 1 == cfg.epochs
+        last = epoch + 1 == cfg.epochs or self._finished()
         if self.data.test and ((epoch + 1) % cfg.eval_every == 0 or last):
+            t0 = time.perf_counter()
             self._precise_bn(epoch)
             row.update(self._evaluate(epoch))
+            self.budget.record("eval", time.perf_counter() - t0)
         row["skipped_videos"] = len(self.skips.skipped)
-        top1 = row["val_top1"] if math.isfinite(row["val_top1"]) else None
-        self.improved = top1 is not None and top1 > self.best
+        self.improved = self.monitor.update(row)
         if self.improved:
-            self.best = top1
+            self.best = row["val_top1"]
             if self.world.main:
                 self._export(row)
         return row
@@ -421,6 +455,7 @@ class _Run:
             "val_top1": m.top1,
             "val_top5": m.top5,
             "val_mean_class": m.mean_class,
+            "val_loss": video_loss(scores.logits, scores.labels),
         }
 
     def _freeze_bn(self) -> None:
@@ -430,8 +465,57 @@ class _Run:
     # -- outputs ---------------------------------------------------------------------------------
     def _export(self, row: dict[str, Any]) -> None:
         export_best(
-            self.model, self.out / BEST_MODEL, self.cfg, self.data, self.spec, row, self.skips
+            self.model, self.out / BEST_MODEL, self.cfg, self.data, self.spec, row, self.skips,
+            self.stopped,
+        )  # fmt: skip
+
+    def _write_card(self) -> None:
+        """The best model's card again, now that the run knows why it stopped."""
+        rows = [r for r in self.history if r["epoch"] == self.monitor.best_epoch]
+        if rows:
+            write_card(self.out / BEST_MODEL, self.cfg, self.data, rows[0], self.skips,
+                       self.stopped)  # fmt: skip
+
+    # -- stopping --------------------------------------------------------------------------------
+    def _finished(self) -> bool:
+        """The run is over before its last epoch: --max-steps reached or --patience spent."""
+        cfg = self.cfg
+        return bool(cfg.max_steps and self.global_step >= cfg.max_steps) or (
+            self.monitor.exhausted(cfg.patience)
         )
+
+    def _stop_reason(self) -> str:
+        cfg, m = self.cfg, self.monitor
+        if m.exhausted(cfg.patience):
+            return (
+                f"early stopping: validation {m.name} did not improve in {cfg.patience} "
+                f"evaluation(s) after epoch {m.best_epoch} (best {m.best_value:.4g}), at epoch "
+                f"{self.epoch} of {cfg.epochs}"
+            )
+        if cfg.max_steps and self.global_step >= cfg.max_steps and self.epoch < cfg.epochs:
+            return f"--max-steps {cfg.max_steps} reached in epoch {self.epoch} of {cfg.epochs}"
+        return ""
+
+    def _interrupted(self, last_step: bool) -> bool:
+        """At a step boundary: stop here when a stop signal came or the time left would not
+        hold another step (or, after an epoch's last step, its evaluation) and a checkpoint.
+        Every process decides the same (the reasons are summed across the group)."""
+        signalled = self.signals.received
+        kinds = ("step", "eval") if last_step else ("step",)
+        late = not self.budget.room_for(*kinds)
+        if self.world.distributed:
+            signalled_n, late_n = all_reduce_sum([float(bool(signalled)), float(late)], self.world)
+            signalled = signalled or ("a stop signal" if signalled_n else None)
+            late = late_n > 0
+        if not (signalled or late):
+            return False
+        why = f"{signalled} received" if signalled else f"--time-limit {self.cfg.time_limit}"
+        self.stopped = (
+            f"{why}: stopped at epoch {self.epoch + 1}, step {self.step_in_epoch}/{self.steps} "
+            f"with a checkpoint; run the same command to resume"
+        )
+        self.resumable = True
+        return True
 
     def _save_last(self, best: bool = False) -> None:
         if not self.world.main:
@@ -448,11 +532,14 @@ class _Run:
             "step_in_epoch": self.step_in_epoch,
             "global_step": self.global_step,
             "best": self.best,
+            "monitor": self.monitor.to_dict(),
             "history": self.history,
             "partial": self.partial,
             "skipped_later": self.later,
         }
+        t0 = time.perf_counter()
         ckpt.save_state(state, self.out / CHECKPOINTS / (ckpt.BEST if best else ckpt.LAST))
+        self.budget.record("checkpoint", time.perf_counter() - t0)
 
     def _check_data(self) -> None:
         """Checks every listed video once (cached in the run folder, so a resume reuses it),
