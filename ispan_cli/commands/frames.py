@@ -55,12 +55,16 @@ def frames(
     """
     from ispan_cli.terminal import one_line
     from ispan_cli.video import TSNSampler, sample_video, save_frames
+    from ispan_cli.video.extract import sample_indices
 
-    sampled = sample_video(
-        video, TSNSampler(segments, allow_repeat=repeat), decoder.value, short_side, stream
-    )
-    files = save_frames(sampled, out) if out is not None else None
-    info, sampling = sampled.info, sampled.sampling
+    sampler = TSNSampler(segments, allow_repeat=repeat)
+    files = None
+    if out is None:  # indices and times only: no frame is decoded beyond the first
+        info, sampling = sample_indices(video, sampler, decoder.value, stream)
+    else:
+        sampled = sample_video(video, sampler, decoder.value, short_side, stream)
+        files = save_frames(sampled, out)
+        info, sampling = sampled.info, sampled.sampling
     note = (
         f"{info.path} has {info.num_frames} frame(s), fewer than {segments} segments: frames "
         "were repeated in temporal order"

@@ -47,6 +47,16 @@ def sample_video(
     return SampledFrames(info, sampling, picked)
 
 
+def sample_indices(
+    path: str | Path, sampler: Sampler, decoder: str = "auto", stream: int | None = None
+) -> tuple[VideoInfo, FrameSampling]:
+    """The probe and the frames ``sampler`` chooses, without fetching them (``ispan frames``
+    without ``--out`` prints indices: decoding them would only cost memory)."""
+    with open_video(path, decoder, stream) as reader:
+        info = reader.info()
+        return info, sampler.sample(reader.frame_times(), info.duration)
+
+
 def iter_views(
     reader: VideoReader, sampling: FrameSampling, short_side: int | None = None
 ) -> Iterator[tuple[int, np.ndarray]]:

@@ -16,6 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ispan_cli.limits import MAX_FRAME_PIXELS_ENV, max_frame_pixels
 from ispan_cli.video.errors import NotAVideoError, TruncatedVideoError, VideoDecodeError, VideoError
 from ispan_cli.video.frame_index import FetchRun, plan_fetch
 from ispan_cli.video.info import VideoInfo
@@ -44,6 +45,14 @@ class OpenCVReader(VideoReader):
         self._cap = self._open()
         self._fps = float(self._cap.get(cv2.CAP_PROP_FPS)) or 25.0
         self._rotation = int(self._cap.get(cv2.CAP_PROP_ORIENTATION_META)) % 360
+        width = int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH))
+        height = int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        if width * height > max_frame_pixels():  # before the first frame is decoded
+            raise VideoError(
+                f"{self.path} has {width}x{height} frames, over the frame limit of "
+                f"{max_frame_pixels():,} pixels ({MAX_FRAME_PIXELS_ENV}); scale the video down "
+                "first, or raise the limit if the memory is there"
+            )
         ok, first = self._cap.read()
         if not ok:
             raise VideoDecodeError(

@@ -16,12 +16,15 @@ import av
 import av.error
 import numpy as np
 
+from ispan_cli.limits import decode_threads
 from ispan_cli.video.errors import TruncatedVideoError, VideoDecodeError, VideoError
 from ispan_cli.video.frame_index import FetchRun, plan_fetch
 from ispan_cli.video.info import VideoInfo
 from ispan_cli.video.preprocess import scaled_size
 from ispan_cli.video.pyav_open import (
     Scan,
+    check_frame_size,
+    frame_limit_text,
     open_container,
     scan_packets,
     truncation_reasons,
@@ -83,9 +86,15 @@ class PyAVReader(VideoReader):
         for other in self._container.streams:
             if other.index != self._stream.index:
                 other.discard = av.stream.Discard.all
+        # Refuse frames over the pixel limit before one is decoded: the sizes come from the
+        # headers, and a 3 MB file can claim 16000x16000 (768 MB a frame as RGB). FFmpeg's own
+        # max_pixels catches a frame that grows later in the stream (MJPEG may change size).
+        limit = check_frame_size(self._stream, self.path)
+        ctx = self._stream.codec_context
         # set before the first decode, which opens the codec
+        ctx.options = {**ctx.options, "max_pixels": str(limit)}
         self._stream.thread_type = "AUTO"
-        self._stream.thread_count = self._threads
+        self._stream.thread_count = decode_threads(ctx.width or 0, ctx.height or 0, self._threads)
         self._frames = self._decode()
         self._pos = -1
 
@@ -128,6 +137,11 @@ class PyAVReader(VideoReader):
                 # A damaged packet: skip it; decoding recovers at the next keyframe.
                 self._damaged += 1
                 continue
+            except av.error.ArgumentError as exc:  # EINVAL: max_pixels refused a frame
+                raise VideoDecodeError(
+                    f"cannot decode {self.path} ({ctx.name}): {exc}; a frame is larger than "
+                    f"{frame_limit_text()} or the data is damaged"
+                ) from None
             except av.error.FFmpegError as exc:
                 raise VideoDecodeError(
                     f"cannot decode {self.path} ({ctx.name}): {exc}; this FFmpeg build does not "

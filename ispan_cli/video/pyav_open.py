@@ -25,10 +25,12 @@ import av
 import av.error
 import numpy as np
 
+from ispan_cli.limits import MAX_FRAME_PIXELS_ENV, max_frame_pixels
 from ispan_cli.video.errors import (
     NotAVideoError,
     NoVideoStreamError,
     TruncatedVideoError,
+    VideoError,
 )
 from ispan_cli.video.frame_index import FrameIndex
 from ispan_cli.video.sniff import container_family
@@ -92,6 +94,26 @@ def video_stream(
     raise NoVideoStreamError(
         f"{path} has no video stream {index}; its video streams are: {valid} (see ispan probe)"
     )
+
+
+def frame_limit_text() -> str:
+    """The frame size limit, for a message."""
+    return f"the frame limit of {max_frame_pixels():,} pixels ({MAX_FRAME_PIXELS_ENV})"
+
+
+def check_frame_size(stream: av.video.VideoStream, path: Path) -> int:
+    """Raises VideoError when the stream's frames are over the pixel limit; returns the limit."""
+    limit = max_frame_pixels()
+    ctx = stream.codec_context
+    width, height = ctx.width or 0, ctx.height or 0
+    if width * height > limit:
+        raise VideoError(
+            f"{path} has {width}x{height} frames ({width * height / 1e6:.0f} megapixels), over "
+            f"{frame_limit_text()}: one frame would take {width * height * 3 / 2**20:,.0f} MiB "
+            f"as RGB; scale the video down first (e.g. ffmpeg -i IN -vf scale=-2:2160 OUT), or "
+            f"set {MAX_FRAME_PIXELS_ENV} to a larger number of pixels if the memory is there"
+        )
+    return limit
 
 
 @dataclass(frozen=True)
