@@ -138,8 +138,8 @@ def visualize(
     from ispan_cli.terminal import markup
 
     err.print(
-        f"[dim]model {markup(runner.identity.id)} ({runner.identity.source}) on {runner.device}, "
-        f"{runner.runtime}[/dim]",
+        f"[dim]model {markup(runner.predictor.identity.id)} ({runner.predictor.identity.source}) "
+        f"on {runner.predictor.device}, {runner.predictor.runtime}[/dim]",
         highlight=False,
     )
     result = run_visualize(runner, options)

@@ -6,6 +6,7 @@ window by window with bounded memory; the npz arrays are small (K*h*w floats per
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ispan_cli.errors import ISpanError, UsageError
+from ispan_cli.video.preprocess import PreprocessSpec
 from ispan_cli.viz.maps import attention_mass
 from ispan_cli.viz.render import Caption, contact_sheet, crop_box, render_frame, thumbnail
 from ispan_cli.viz.runner import AttentionRunner
@@ -117,23 +119,68 @@ def run_visualize(
     return replace(result, output=output)
 
 
+class _Timings:
+    """Milliseconds spent per stage, summed over the views: ``with timings("model"): ...``."""
+
+    STAGES = ("decode", "preprocess", "model", "render")
+
+    def __init__(self) -> None:
+        self.ms = dict.fromkeys(self.STAGES, 0.0)
+
+    @contextlib.contextmanager
+    def __call__(self, stage: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.ms[stage] += (time.perf_counter() - start) * 1e3
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Where a view's frames are read from and drawn: the model's crop and the display size."""
+
+    spec: PreprocessSpec  # the model's preprocessing, one (centre) crop
+    box: tuple[float, float, float, float]  # the crop in source pixels
+    box_display: tuple[float, float, float, float]  # the same box in displayed pixels
+    source_short: int
+    display_short: int
+
+    @classmethod
+    def of(cls, info, spec: PreprocessSpec, short_side: int | None) -> _Layout:
+        from ispan_cli.video.preprocess import scaled_size
+
+        box = crop_box(info.width, info.height, spec)
+        short = min(info.width, info.height)
+        display_short = min(short_side, short) if short_side else short
+        dw, dh = scaled_size(info.width, info.height, display_short)
+        box_d = tuple(
+            v * dw / info.width if i % 2 == 0 else v * dh / info.height for i, v in enumerate(box)
+        )
+        return cls(spec, box, box_d, short, display_short)
+
+    def display_frames(self, reader, row: np.ndarray, model_frames: np.ndarray) -> np.ndarray:
+        if self.display_short == self.spec.resize:
+            return model_frames
+        return _read(
+            reader, row, None if self.display_short == self.source_short else self.display_short
+        )
+
+
 def _render_video(
     runner: AttentionRunner,
     options: VisualizeOptions,
     progress: Callable[[int, int], None] | None,
     output: Path,
 ) -> VisualizeResult:
-    from ispan_cli.runtime.predictor import softmax
     from ispan_cli.video.decoder import open_video
-    from ispan_cli.video.preprocess import preprocess, scaled_size
     from ispan_cli.video.sampling import TSNSampler, WindowSampler
     from ispan_cli.video.writer import VideoWriter
 
     panels = parse_level(options.level, runner.pyramid)
-    titles = ["fused" if j is None else f"level {j} ({runner.pyramid[j]})" for j in panels]
-    k = options.segments or runner.num_segments
-    spec = replace(runner.preprocessing, crops=1)  # maps belong to one crop: the centre one
-    timings = {"decode": 0.0, "preprocess": 0.0, "model": 0.0, "render": 0.0}
+    k = options.segments or runner.predictor.num_segments
+    spec = replace(runner.predictor.preprocessing, crops=1)  # maps belong to the centre crop
+    timings = _Timings()
     arrays: dict[str, list] = {}
     sheet: list[list[np.ndarray]] = []
     views: list[View] = []
@@ -144,93 +191,30 @@ def _render_video(
         else:
             sampler = TSNSampler(k)
         sampling = sampler.sample(reader.frame_times(), info.duration)
-        box = crop_box(info.width, info.height, spec)
-        short = min(info.width, info.height)
-        display_short = min(options.short_side, short) if options.short_side else short
-        dw, dh = scaled_size(info.width, info.height, display_short)
-        box_d = tuple(
-            v * dw / info.width if i % 2 == 0 else v * dh / info.height for i, v in enumerate(box)
-        )
+        layout = _Layout.of(info, spec, options.short_side)
         n_views = len(sampling.indices)
         sheet_views = set(np.linspace(0, n_views - 1, min(n_views, SHEET_ROWS)).round().astype(int))
         writer = VideoWriter(output, options.fps)
         try:
             for v, row in enumerate(sampling.indices):
-                t0 = time.perf_counter()
-                model_frames = _read(reader, row, spec.resize)
-                t1 = time.perf_counter()
-                x = preprocess(model_frames, spec)  # (1, K, 3, S, S)
-                t2 = time.perf_counter()
-                logits, fused, levels = runner.run(x)
-                t3 = time.perf_counter()
-                display = (
-                    model_frames
-                    if display_short == spec.resize
-                    else _read(reader, row, None if display_short == short else display_short)
-                )
-                t4 = time.perf_counter()
-                masses = [attention_mass(fused)[0], *(attention_mass(m)[0] for m in levels)]
-                probs = softmax(logits[:1])[0]
-                share = masses[0].sum(axis=(1, 2))
-                order = np.argsort(-probs, kind="stable")[: options.topk]
-                topk = [(runner.label(int(i)), float(probs[i])) for i in order]
                 span = tuple(float(s) for s in sampling.spans[v]) if options.window else None
-                chosen = [masses[0 if j is None else j + 1] for j in panels]
-                captions = [
-                    Caption(
-                        segment=s,
-                        segments=k,
-                        frame_index=int(row[s]),
-                        timestamp=float(sampling.timestamps[v][s]),
-                        share=share,
-                        topk=topk,
-                        titles=titles,
-                        window=f"window {v}: {span[0]:.1f}-{span[1]:.1f}s" if span else None,
-                    )
-                    for s in range(k)
-                ]
-                rendered = []
-                for frame in _render_view(display, chosen, box_d, captions, options):
-                    writer.write(frame)
-                    if v in sheet_views:  # small copies only: memory stays bounded
-                        rendered.append(thumbnail(frame))
+                view, masses, probs, logits, rendered = _one_view(
+                    runner, reader, layout, options, panels, timings,
+                    View(v, span, [int(i) for i in row],
+                         [round(float(t), 6) for t in sampling.timestamps[v]], [], []),
+                    writer.write, thumbnails=v in sheet_views,
+                )  # fmt: skip
                 if rendered:
                     sheet.append(rendered)
-                t5 = time.perf_counter()
-                for name, dt in (
-                    ("decode", t1 - t0 + t4 - t3),
-                    ("preprocess", t2 - t1),
-                    ("model", t3 - t2),
-                    ("render", t5 - t4),
-                ):
-                    timings[name] += dt * 1e3
-                _collect(arrays, row, sampling.timestamps[v], box, masses, share, probs, logits[0])
-                views.append(
-                    View(
-                        index=v,
-                        span=span,
-                        frame_indices=[int(i) for i in row],
-                        timestamps=[round(float(t), 6) for t in sampling.timestamps[v]],
-                        topk=[
-                            {
-                                "rank": r + 1,
-                                "index": int(i),
-                                "label": runner.label(int(i)),
-                                "score": float(probs[i]),
-                            }
-                            for r, i in enumerate(order)
-                        ],
-                        share=[round(float(s), 6) for s in share],
-                    )
-                )
+                _collect(arrays, row, sampling.timestamps[v], layout.box, masses, probs, logits)
+                views.append(view)
                 if progress:
                     progress(v + 1, n_views)
         except BaseException:
             writer.__exit__(RuntimeError, None, None)
             raise
-        t6 = time.perf_counter()
-        written = writer.close()
-        timings["render"] += (time.perf_counter() - t6) * 1e3
+        with timings("render"):
+            written = writer.close()
     if options.maps_out is not None:
         _save_npz(options.maps_out, arrays, runner, sampling, windowed=options.window is not None)
     if options.png is not None:
@@ -244,10 +228,57 @@ def _render_video(
         fps=options.fps,
         maps_out=options.maps_out,
         png=options.png,
-        crop_box=box,
+        crop_box=layout.box,
         views=views,
-        timings_ms=timings,
+        timings_ms=timings.ms,
     )
+
+
+def _one_view(runner, reader, layout: _Layout, options, panels, timings: _Timings, view: View,
+              write, thumbnails: bool):  # fmt: skip
+    """Decodes, scores and renders one view; returns it with its masses, probabilities, logits
+    and (when ``thumbnails``) small copies of its rendered frames for the contact sheet."""
+    from ispan_cli.inference.pipeline import topk_entries
+    from ispan_cli.runtime.predictor import softmax
+    from ispan_cli.video.preprocess import preprocess
+
+    row = np.asarray(view.frame_indices)
+    k = len(row)
+    with timings("decode"):
+        model_frames = _read(reader, row, layout.spec.resize)
+    with timings("preprocess"):
+        x = preprocess(model_frames, layout.spec)  # (1, K, 3, S, S)
+    with timings("model"):
+        logits, fused, levels = runner.run(x)
+    with timings("decode"):
+        display = layout.display_frames(reader, row, model_frames)
+    with timings("render"):
+        masses = [attention_mass(fused)[0], *(attention_mass(m)[0] for m in levels)]
+        probs = softmax(logits[:1])[0]
+        view.topk = topk_entries(runner.predictor, probs, options.topk)
+        view.share = [round(float(s), 6) for s in masses[0].sum(axis=(1, 2))]
+        titles = ["fused" if j is None else f"level {j} ({runner.pyramid[j]})" for j in panels]
+        span = view.span
+        captions = [
+            Caption(
+                segment=s,
+                segments=k,
+                frame_index=int(row[s]),
+                timestamp=view.timestamps[s],
+                share=masses[0].sum(axis=(1, 2)),
+                topk=[(t["label"], t["score"]) for t in view.topk],
+                titles=titles,
+                window=f"window {view.index}: {span[0]:.1f}-{span[1]:.1f}s" if span else None,
+            )
+            for s in range(k)
+        ]
+        chosen = [masses[0 if j is None else j + 1] for j in panels]
+        rendered = []
+        for frame in _render_view(display, chosen, layout.box_display, captions, options):
+            write(frame)
+            if thumbnails:  # small copies only: memory stays bounded
+                rendered.append(thumbnail(frame))
+    return view, masses, probs, logits[0], rendered
 
 
 def _render_view(display, masses, box, captions, options: VisualizeOptions):
@@ -289,14 +320,14 @@ def _read(reader, row: np.ndarray, short_side: int | None) -> np.ndarray:
     return frames[np.searchsorted(unique, row)]
 
 
-def _collect(arrays, row, timestamps, box, masses, share, probs, logits) -> None:
+def _collect(arrays, row, timestamps, box, masses, probs, logits) -> None:
     values = {
         "frame_indices": np.asarray(row, np.int64),
         "timestamps": np.asarray(timestamps, np.float64),
         "crop_box": np.asarray(box, np.float64),
         "fused": masses[0],
         **{f"level_{j}": m for j, m in enumerate(masses[1:])},
-        "share": share.astype(np.float32),
+        "share": masses[0].sum(axis=(1, 2)).astype(np.float32),
         "probs": probs.astype(np.float32),
         "logits": np.asarray(logits, np.float32),
     }
@@ -306,7 +337,7 @@ def _collect(arrays, row, timestamps, box, masses, share, probs, logits) -> None
 
 def _save_npz(path: Path, arrays, runner: AttentionRunner, sampling, windowed: bool) -> None:
     out = {k: (np.stack(v) if windowed else v[0]) for k, v in arrays.items()}
-    out["labels"] = np.asarray([runner.label(i) for i in range(out["probs"].shape[-1])])
+    out["labels"] = np.asarray([runner.predictor.label(i) for i in range(out["probs"].shape[-1])])
     out["pyramid"] = np.asarray(runner.pyramid)
     if windowed:
         out["window_spans"] = np.asarray(sampling.spans, np.float64)

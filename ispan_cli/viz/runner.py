@@ -9,28 +9,25 @@ import numpy as np
 
 from ispan_cli.errors import ISpanError
 from ispan_cli.identity import ModelIdentity
+from ispan_cli.runtime.predictor import Predictor, TorchPredictor
 from ispan_cli.video.preprocess import PreprocessSpec
 
 
 @dataclass
 class AttentionRunner:
-    """A loaded model that returns logits with its attention maps."""
+    """A loaded model that returns logits with its attention maps.
 
-    identity: ModelIdentity
-    labels: tuple[str, ...]
-    preprocessing: PreprocessSpec
-    num_segments: int
+    ``predictor`` carries what the model is (identity, labels, preprocessing, K, runtime,
+    device), as it does for classify; the runner adds the pyramid and the attention call.
+    """
+
+    predictor: Predictor
     pyramid: tuple[str, ...]
-    runtime: str
-    device: str
     _run: Any
 
     def run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
         """(N, K, 3, S, S) -> logits (N, C), fused (N, d, K, h, w), levels [(N, d, K, h, w)]."""
         return self._run(np.ascontiguousarray(x, np.float32))
-
-    def label(self, index: int) -> str:
-        return self.labels[index] if self.labels else f"class_{index}"
 
 
 def load_runner(spec: str | None, runtime: str = "torch", device: str = "auto") -> AttentionRunner:
@@ -55,13 +52,8 @@ def _onnx_runner(predictor) -> AttentionRunner:
             "--with-attention`, or use --runtime torch"
         )
     return AttentionRunner(
-        identity=predictor.identity,
-        labels=predictor.labels,
-        preprocessing=predictor.preprocessing,
-        num_segments=predictor.num_segments,
+        predictor=predictor,
         pyramid=tuple(predictor.info.config["model"].get("pyramid", ())),
-        runtime="onnx",
-        device=predictor.device,
         _run=predictor.logits_with_attention,
     )
 
@@ -70,7 +62,8 @@ def torch_runner(model, identity: ModelIdentity, spec: PreprocessSpec, device) -
     """An AttentionRunner over an ISTPAN already in memory (``device``: a torch.device)."""
     import torch
 
-    model = model.to(device).eval()
+    predictor = TorchPredictor(model, identity, spec, device)
+    model = predictor.model
 
     def run(x: np.ndarray):
         with torch.inference_mode():
@@ -81,13 +74,4 @@ def torch_runner(model, identity: ModelIdentity, spec: PreprocessSpec, device) -
             [m.float().cpu().numpy() for m in maps.levels],
         )
 
-    return AttentionRunner(
-        identity=identity,
-        labels=model.config.labels,
-        preprocessing=spec,
-        num_segments=model.config.num_segments,
-        pyramid=tuple(model.config.pyramid),
-        runtime="torch",
-        device=str(device),
-        _run=run,
-    )
+    return AttentionRunner(predictor=predictor, pyramid=tuple(model.config.pyramid), _run=run)
