@@ -40,8 +40,10 @@ def classify(
     inputs: Annotated[
         list[str],
         typer.Argument(
-            help="Video files, folders (searched recursively), glob patterns, or - to read "
-            "paths from standard input, one per line.",
+            help="Video files, folders (searched recursively), glob patterns, list files "
+            "(list.txt, list.lst, or @FILE for any name: one input a line), or - to read "
+            "inputs from standard input, one per line. Lists stream: a million lines cost no "
+            "memory.",
             show_default=False,
         ),
     ],
@@ -101,52 +103,147 @@ def classify(
             help="Timeline mode: join adjacent windows with the same top class into segments.",
         ),
     ] = False,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            help="Continue an interrupted run: inputs that already have a record in --output "
+            "(same model and settings, else refused with the differences) are skipped and new "
+            "records appended; a torn last line is dropped. Records are flushed as whole lines "
+            "and synced per batch. jsonl or csv.",
+        ),
+    ] = False,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            "--shard",
+            metavar="I/N",
+            help="Classify share I of N (0-based: every N-th input from the I-th) into "
+            "--output's part file OUT.part-0000I-of-0000N; when all parts are complete the last "
+            "to finish merges them into OUT in input order (or run `ispan merge OUT`). For SLURM "
+            "array jobs: --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT. Under torchrun "
+            "(RANK, WORLD_SIZE) or srun (SLURM_PROCID, SLURM_NTASKS) the share comes from the "
+            "environment.",
+            show_default=False,
+        ),
+    ] = None,
+    merge_wait: Annotated[
+        float,
+        typer.Option(
+            "--merge-wait",
+            min=0,
+            metavar="SECONDS",
+            help="Under torchrun or srun: how long rank 0 waits for the other parts to merge "
+            "them (it polls the file system).",
+        ),
+    ] = 1800.0,
 ) -> None:
     """Classify the actions in videos and print the top classes with their probabilities.
 
-    Every record names the model (and its revision or weights sha256), the frame indices and
-    timestamps that were used, whether frames were repeated (videos shorter than --segments),
-    and the decode, preprocess and model times. Failed inputs get a record with an "error"
-    field and a line on stderr; the job carries on and exits with status 1.
+    Every record names the model (and its revision or weights sha256), the settings, the frame
+    indices and timestamps that were used, whether frames were repeated (videos shorter than
+    --segments), and the decode, preprocess and model times. Failed inputs get a record with an
+    "error" field and a line on stderr; the job carries on and exits with status 1.
     """
     from ispan_cli.errors import UsageError
-    from ispan_cli.inference.pipeline import ClassifyOptions, run_classify
-    from ispan_cli.inference.timeline import merge_windows, run_timeline
-    from ispan_cli.runtime.loading import load_predictor
+    from ispan_cli.inference.job import OutputTarget
+    from ispan_cli.inference.shards import detect_shard
 
     if window is None and (stride is not None or merge):
         raise UsageError("--stride and --merge need --window SECONDS (timeline mode)")
     if (window is not None and window <= 0) or (stride is not None and stride <= 0):
         raise UsageError("--window and --stride must be positive numbers of seconds")
-    record_format = _choose_format(fmt, output)
+    sharding = detect_shard(shard)
+    target = OutputTarget(
+        output, _choose_format(fmt, output), resume, sharding, timeline=window is not None
+    )
     outputs = contextlib.ExitStack()
     if output is not None:  # checked and locked (one writer at a time) before the model loads
         from ispan_cli.outputs import check_output_file, exclusive
 
         check_output_file(output, [p for p in inputs if p != "-"])
-        outputs.enter_context(exclusive(output))
+        outputs.enter_context(exclusive(target.path))
     with outputs:
-        predictor = load_predictor(model, runtime.value, device, precision.value, timeout=timeout)
-        options = ClassifyOptions(
-            segments=segments or predictor.num_segments,
-            crops=int(crops.value),
-            topk=topk,
-            decoder=decoder.value,
-            stream=stream,
-            batch_size=batch_size or (4 if window is None else 1),
-            workers=workers,
-            fail_fast=fail_fast,
-        )
-        items = _inputs(inputs)
-        if window is None:
-            records = run_classify(predictor, items, options)
-        else:
-            records = run_timeline(predictor, items, options, window, stride or window)
-            if merge:
-                records = merge_windows(records)
-        total = len(items) if isinstance(items, list) and window is None else None
-        failed = _write_records(records, record_format, output, quiet, predictor, options, total)
+        written = _classify(
+            inputs, target, model, runtime, device, precision, timeout, segments, crops, topk,
+            decoder, stream, batch_size, workers, fail_fast, window, stride, merge, quiet,
+        )  # fmt: skip
+    failed = written[0]
+    if sharding is not None:
+        failed += _finish_shard(target, written[1], merge_wait, quiet)
     raise typer.Exit(1 if failed else 0)
+
+
+def _finish_shard(target, records: int, merge_wait: float, quiet: bool) -> int:
+    """Marks this part complete and merges when every part is; 1 if rank 0 could not merge."""
+    from rich.console import Console
+
+    from ispan_cli.inference.job import finish_target, not_merged_error
+    from ispan_cli.inference.merge import MergeResult
+    from ispan_cli.terminal import markup
+
+    err = Console(stderr=True)
+    rank0 = target.shard.index == 0 and target.shard.source != "--shard"
+    say = None if quiet else (lambda m: err.print(f"[dim]{markup(m)}[/dim]", highlight=False))
+    result = finish_target(target, records, merge_wait if rank0 else 0.0, say)
+    if isinstance(result, MergeResult):
+        if not quiet:
+            err.print(
+                f"[dim]merged {result.parts} parts into {markup(result.output)} "
+                f"({result.records} records)[/dim]",
+                highlight=False,
+            )
+    elif result is None and rank0:
+        raise not_merged_error(target)
+    elif result is None and not quiet:
+        err.print(
+            f"[dim]{markup(target.path)} complete; the last shard to finish merges the parts "
+            f"(or run `ispan merge {markup(target.output)}`)[/dim]",
+            highlight=False,
+        )
+    return 0
+
+
+def _classify(
+    inputs, target, model, runtime, device, precision, timeout, segments, crops, topk, decoder,
+    stream, batch_size, workers, fail_fast, window, stride, merge, quiet,
+) -> tuple[int, int]:  # fmt: skip
+    """Loads the model and writes the records; returns (failed, records in the file)."""
+    from ispan_cli.inference.pipeline import ClassifyOptions, base_record, run_classify
+    from ispan_cli.inference.resume import comparable
+    from ispan_cli.inference.timeline import merge_windows, run_timeline
+    from ispan_cli.runtime.loading import load_predictor
+
+    if target.shard is not None:
+        from ispan_cli.inference.shards import local_device
+
+        device = local_device(device, runtime.value, target.shard)
+    predictor = load_predictor(model, runtime.value, device, precision.value, timeout=timeout)
+    options = ClassifyOptions(
+        segments=segments or predictor.num_segments,
+        crops=int(crops.value),
+        topk=topk,
+        decoder=decoder.value,
+        stream=stream,
+        batch_size=batch_size or (4 if window is None else 1),
+        workers=workers,
+        fail_fast=fail_fast,
+    )
+    settings = options.settings()
+    if window is not None:
+        settings = {**settings, "window": window, "stride": stride or window}
+        settings = {**settings, "merge": True} if merge else settings
+    expected = comparable(base_record(predictor, "", settings))
+
+    def records_for(items):
+        if window is None:
+            return run_classify(predictor, items, options)
+        records = run_timeline(predictor, items, options, window, stride or window)
+        return merge_windows(records) if merge else records
+
+    return _write_records(
+        inputs, records_for, target, expected, quiet, predictor, options, window is None
+    )
 
 
 def _choose_format(fmt: RecordFormat | None, output: Path | None) -> str:
@@ -158,59 +255,67 @@ def _choose_format(fmt: RecordFormat | None, output: Path | None) -> str:
     return "table" if sys.stdout.isatty() else "jsonl"
 
 
-def _inputs(inputs: list[str]):
-    from ispan_cli.inference.inputs import expand_inputs
-
-    items = expand_inputs(inputs, stdin=sys.stdin)
-    # Lists from stdin stream; otherwise expand now so the progress bar knows the total.
-    return items if "-" in inputs else list(items)
-
-
-def _write_records(records, record_format, output, quiet, predictor, options, total) -> int:
-    """Writes every record; returns how many inputs failed."""
+def _write_records(inputs, records_for, target, expected, quiet, predictor, options, counted):
+    """Writes every record; returns (failed inputs, records now in the output file)."""
     from rich.console import Console
 
-    from ispan_cli.terminal import markup
+    from ispan_cli.inference.inputs import expand_inputs, is_list_input
+    from ispan_cli.inference.job import Counter, open_target, pending_items
+    from ispan_cli.terminal import markup, visible
 
     err = Console(stderr=True)
     if not quiet:
+        shard = f", {target.shard}" if target.shard else ""
         err.print(
             f"[dim]model {markup(predictor.identity.id)} ({predictor.identity.source}) on "
             f"{predictor.device}, {predictor.runtime} {getattr(predictor, 'precision', '')}, "
-            f"{options.segments} segments x {options.crops} crop(s)[/dim]",
+            f"{options.segments} segments x {options.crops} crop(s){shard}[/dim]",
             highlight=False,
         )
-    with contextlib.ExitStack() as stack:
-        stream = sys.stdout
-        if output:
-            # replaced only once complete: a crash or a kill leaves the previous file as it was
-            from ispan_cli.model_folder import atomic_open
-
-            stream = stack.enter_context(atomic_open(output, "w", newline=""))
-        failed, count = _stream_records(records, record_format, stream, output, err, quiet, total)
-        if count == 0:  # inside the block: an empty run never replaces an earlier output
+    with open_target(target, expected, options.batch_size) as opened:
+        state = opened.state
+        if state.dropped_bytes:
+            err.print(
+                f"note: --resume dropped {visible(state.dropped_note)} from {visible(target.path)}"
+                ", left by an interrupted run",
+                highlight=False,
+                markup=False,
+            )
+        seen, skipped = Counter(), [0]
+        items = pending_items(
+            seen.through(expand_inputs(inputs, stdin=sys.stdin)), target.shard, state.done,
+            skipped,
+        )  # fmt: skip
+        total = None
+        if counted and not any(is_list_input(i) for i in inputs):
+            items = list(items)  # a few names on the command line: the progress bar knows them
+            total = len(items)
+        failed, count = _stream_records(
+            records_for(items), opened.writer, target.output, err, quiet, total
+        )
+        if seen.count == 0:  # inside the block: an empty run never replaces an earlier output
             from ispan_cli.errors import ISpanError
 
             raise ISpanError(
-                "nothing to classify: the inputs (standard input, folders, glob patterns) gave no "
-                "video paths; check them"
+                "nothing to classify: the inputs (standard input, list files, folders, glob "
+                "patterns) gave no video paths; check them"
             )
     if not quiet:
+        done = f", {skipped[0]} already in {visible(target.path)}" if target.resume else ""
         err.print(
-            f"[dim]{count - failed} of {count} input(s) classified, {failed} failed[/dim]",
+            f"[dim]{count - failed} of {count} input(s) classified, {failed} failed"
+            f"{markup(done)}[/dim]",
             highlight=False,
         )
-    return failed
+    return failed, state.records + count
 
 
-def _stream_records(records, record_format, stream, output, err, quiet, total):
-    """Writes the records to ``stream`` as they come; returns (failed, written)."""
+def _stream_records(records, writer, output, err, quiet, total):
+    """Writes the records as they come; returns (failed, written)."""
     from rich.console import Console
 
-    from ispan_cli.inference.records import RecordWriter
     from ispan_cli.terminal import one_line
 
-    writer = RecordWriter(record_format, stream)
     failed = 0
     with _progress(err, quiet) as progress:
         task = progress.add_task("classifying", total=total)
@@ -225,7 +330,7 @@ def _stream_records(records, record_format, stream, output, err, quiet, total):
                     f"error: {one_line(message)}", highlight=False, markup=False, soft_wrap=True
                 )
             progress.advance(task)
-    writer.close(Console() if not output else Console(file=stream))
+    writer.close(Console() if not output else Console(file=writer.stream))
     return failed, writer.count
 
 

@@ -1,4 +1,11 @@
-"""Turning command-line inputs (files, folders, globs, ``-`` for stdin) into video paths."""
+"""Turning command-line inputs into the items to classify, lazily.
+
+An input is a string. Kinds today: a video file, a folder (searched recursively), a glob pattern,
+``-`` (one input a line on standard input), a list file (``list.txt``, ``list.lst``, or any file
+as ``@FILE``: one input a line). A later source (a URL, a stream) is one more branch in
+:func:`_expand_one`: an item carries the string, never a Path, so nothing downstream assumes a
+local file. Lists are read a line at a time, so a list of a million paths costs no memory.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +19,8 @@ from typing import TextIO
 from ispan_cli.video.files import suffix_list, videos_in
 
 _GLOB_CHARS = set("*?[")
+LIST_SUFFIXES = (".txt", ".lst")
+LIST_PREFIX = "@"
 
 
 @dataclass(frozen=True)
@@ -22,23 +31,60 @@ class InputItem:
     error: str | None = None
 
 
+def is_list_input(item: str) -> bool:
+    """Whether ``item`` names a list of inputs rather than a video: ``-``, ``@FILE``, or a
+    ``.txt``/``.lst`` file (never a video suffix)."""
+    return (
+        item == "-"
+        or (item.startswith(LIST_PREFIX) and len(item) > 1)
+        or Path(item).suffix.lower() in LIST_SUFFIXES
+    )
+
+
 def expand_inputs(items: Iterable[str], stdin: TextIO | None = None) -> Iterator[InputItem]:
-    """Yields one InputItem per video, lazily (a long list on stdin streams).
+    """Yields one InputItem per video, lazily (a long list streams).
 
     Folders are searched recursively for video extensions, sorted; globs are expanded
-    (``**`` recursive), sorted; ``-`` reads one path per line from ``stdin``.
+    (``**`` recursive), sorted; ``-`` reads one input per line from ``stdin``; a list file
+    likewise from the file. Lines of a list are inputs themselves (a folder, a glob), except
+    that a list does not name further lists; blank lines are skipped; relative paths are
+    relative to the current folder, as on stdin.
     """
     for item in items:
         if item == "-":
             if stdin is None:
                 yield InputItem("-", "'-' reads paths from standard input, but none is available")
                 continue
-            for line in stdin:
-                path = line.strip()
-                if path:
-                    yield from _expand_one(path)
+            yield from _expand_lines(stdin)
+        elif is_list_input(item):
+            yield from _expand_list_file(item)
         else:
             yield from _expand_one(item)
+
+
+def _expand_lines(lines: Iterable[str]) -> Iterator[InputItem]:
+    for line in lines:
+        path = line.strip()
+        if path:
+            yield from _expand_one(path)
+
+
+def _expand_list_file(item: str) -> Iterator[InputItem]:
+    name = item[1:] if item.startswith(LIST_PREFIX) else item
+    path = Path(name).expanduser()
+    try:
+        handle = open(path, encoding="utf-8", errors="surrogateescape")  # noqa: SIM115 (closed below)
+    except FileNotFoundError:
+        yield InputItem(item, f"list file {name} does not exist; check the path")
+        return
+    except IsADirectoryError:
+        yield InputItem(item, f"list file {name} is a folder; give the folder itself, not {item}")
+        return
+    except OSError as exc:
+        yield InputItem(item, f"cannot read list file {name}: {exc.strerror or exc}")
+        return
+    with handle:
+        yield from _expand_lines(handle)
 
 
 def _expand_one(item: str) -> Iterator[InputItem]:

@@ -31,6 +31,17 @@ class ClassifyOptions:
     workers: int = 2
     fail_fast: bool = False
 
+    def settings(self) -> dict:
+        """What changes the records (not batch size or workers): every record carries it, and
+        ``--resume`` refuses a file written with other settings."""
+        return {
+            "segments": self.segments,
+            "crops": self.crops,
+            "topk": self.topk,
+            "decoder": self.decoder,
+            "stream": self.stream,
+        }
+
 
 def run_classify(
     predictor: Predictor,
@@ -126,7 +137,7 @@ def _score(predictor: Predictor, ready, options: ClassifyOptions) -> Iterator[di
     row = 0
     for item, clip, error in ready:
         if clip is None:
-            yield error_record(predictor, item.path, error or "unknown error")
+            yield error_record(predictor, item.path, error or "unknown error", options.settings())
             continue
         yield clip_record(predictor, clip, probs[row], options, model_ms)
         row += 1
@@ -140,21 +151,24 @@ def topk_entries(predictor: Predictor, probs: np.ndarray, k: int) -> list[dict]:
     ]
 
 
-def base_record(predictor: Predictor, path: str) -> dict:
-    return {
+def base_record(predictor: Predictor, path: str, settings: dict | None = None) -> dict:
+    record = {
         "input": path,
         "model": predictor.identity.to_dict(),
         "runtime": predictor.runtime,
         "device": predictor.device,
         "precision": getattr(predictor, "precision", "fp32"),
     }
+    if settings is not None:
+        record["settings"] = settings
+    return record
 
 
 def clip_record(
     predictor: Predictor, clip: Clip, probs: np.ndarray, options: ClassifyOptions, model_ms: float
 ) -> dict:
     return {
-        **base_record(predictor, clip.path),
+        **base_record(predictor, clip.path, options.settings()),
         "topk": topk_entries(predictor, probs, options.topk),
         "frames": {
             "segments": len(clip.indices),
@@ -172,9 +186,9 @@ def clip_record(
     }
 
 
-def error_record(predictor: Predictor, path: str, error: str) -> dict:
+def error_record(predictor: Predictor, path: str, error: str, settings: dict | None = None) -> dict:
     return {
-        **base_record(predictor, path),
+        **base_record(predictor, path, settings),
         "topk": [],
         "frames": None,
         "timings_ms": None,

@@ -2,36 +2,61 @@
 
 Schema (one record per video, or per window in timeline mode; documented in README.md):
 ``input``, ``model`` {id, revision, sha256, source}, ``runtime``, ``device``, ``precision``,
-``topk`` [{rank, index, label, score}] sorted by score, ``frames`` {segments, crops, indices,
-timestamps, repeated}, ``timings_ms`` {decode, preprocess, model}, ``window`` {index, start, end}
-(timeline mode only), ``error`` (null, or why this input failed; then topk is empty and frames
-and timings are null). With ``--merge``: ``segment`` {start, end, windows}, ``label``, ``index``,
-``score`` (mean top-1 probability over the joined windows) instead of topk/frames/timings.
+``settings`` {segments, crops, topk, decoder, stream; window, stride (timeline mode); merge
+(with ``--merge``)}: what ``--resume`` compares, ``topk`` [{rank, index, label, score}] sorted
+by score, ``frames`` {segments, crops, indices, timestamps, repeated}, ``timings_ms`` {decode,
+preprocess, model}, ``window`` {index, start, end} (timeline mode only), ``error`` (null, or why
+this input failed; then topk is empty and frames and timings are null). With ``--merge``:
+``segment`` {start, end, windows}, ``label``, ``index``, ``score`` (mean top-1 probability over
+the joined windows) instead of topk/frames/timings. CSV: one row per record, the settings (with
+runtime and precision) as one JSON cell.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import os
+import time
 from typing import Any, TextIO
 
 FORMATS = ("table", "json", "jsonl", "csv")
 CSV_COLUMNS = (
     "input", "window_start", "window_end", "top1_label", "top1_score", "topk",
     "frame_indices", "timestamps", "repeated", "decode_ms", "preprocess_ms", "model_ms",
-    "model_id", "model_revision", "model_sha256", "error",
+    "model_id", "model_revision", "model_sha256", "error", "settings",
 )  # fmt: skip
+SYNC_SECONDS = 0.25  # the most often an output file is synced to disk
 
 
 class RecordWriter:
-    """Writes records as they come; ``close`` finishes the document (JSON array, table)."""
+    """Writes records as they come; ``close`` finishes the document (JSON array, table).
 
-    def __init__(self, fmt: str, stream: TextIO) -> None:
+    Every record is flushed as whole lines when written (a killed process leaves complete
+    records, at most a torn last line). ``durable``: also synced to disk after each ``batch``
+    records, at most every SYNC_SECONDS, and at close, so a machine that loses power loses at most
+    the batch in flight. ``header``: False when appending to a CSV file that has one.
+    """
+
+    def __init__(
+        self,
+        fmt: str,
+        stream: TextIO,
+        *,
+        durable: bool = False,
+        batch: int = 1,
+        header: bool = True,
+    ) -> None:
         if fmt not in FORMATS:
             raise ValueError(fmt)
         self.fmt = fmt
         self.stream = stream
         self.count = 0
+        self.durable = durable
+        self._batch = max(batch, 1)
+        self._unsynced = 0
+        self._synced_at = time.monotonic()
+        self._header = header
         self._rows: list[dict[str, Any]] = []
         self._csv = (
             csv.DictWriter(stream, CSV_COLUMNS, lineterminator="\n") if fmt == "csv" else None
@@ -43,13 +68,25 @@ class RecordWriter:
         elif self.fmt == "json":
             self.stream.write(("[\n" if self.count == 0 else ",\n") + json.dumps(record))
         elif self.fmt == "csv":
-            if self.count == 0:
+            if self.count == 0 and self._header:
                 self._csv.writeheader()
             self._csv.writerow(csv_row(record))
         else:
             self._rows.append(record)
         self.count += 1
         self.stream.flush()  # a consumer of a pipe sees each record as soon as it exists
+        if self.durable:
+            self._unsynced += 1
+            now = time.monotonic()
+            if self._unsynced >= self._batch and now - self._synced_at >= SYNC_SECONDS:
+                self.sync()
+
+    def sync(self) -> None:
+        """Flushes and syncs what was written to disk."""
+        self.stream.flush()
+        os.fsync(self.stream.fileno())
+        self._unsynced = 0
+        self._synced_at = time.monotonic()
 
     def close(self, console=None) -> None:
         if self.fmt == "json":
@@ -57,6 +94,8 @@ class RecordWriter:
         elif self.fmt == "table":
             render_table(self._rows, console)
         self.stream.flush()
+        if self.durable and self._unsynced:
+            self.sync()
 
 
 def csv_row(record: dict[str, Any]) -> dict[str, Any]:
@@ -83,7 +122,24 @@ def csv_row(record: dict[str, Any]) -> dict[str, Any]:
         "model_revision": model.get("revision"),
         "model_sha256": model.get("sha256"),
         "error": record.get("error"),
+        "settings": settings_text(_csv_settings(record)),
     }
+
+
+def _csv_settings(record: dict[str, Any]) -> dict | None:
+    # a CSV row has no runtime or precision column: the settings cell carries them
+    if record.get("settings") is None:
+        return None
+    return {
+        **record["settings"],
+        "runtime": record.get("runtime"),
+        "precision": record.get("precision"),
+    }
+
+
+def settings_text(settings: dict | None) -> str | None:
+    """The settings as one compact JSON string (a CSV cell; compared on --resume)."""
+    return None if settings is None else json.dumps(settings, sort_keys=True, separators=(",", ":"))
 
 
 def _round(value: float | None) -> float | None:

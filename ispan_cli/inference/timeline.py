@@ -32,33 +32,35 @@ def run_timeline(
     if window <= 0 or stride <= 0:
         raise ISpanError(f"--window and --stride must be positive seconds, got {window}, {stride}")
     spec = replace(predictor.preprocessing, crops=options.crops)
+    settings = {**options.settings(), "window": window, "stride": stride}
     for item in items:
         if item.error is not None:
-            yield error_record(predictor, item.path, item.error)
+            yield error_record(predictor, item.path, item.error, settings)
             continue
         failed = False
-        for record in _video_windows(predictor, item.path, spec, options, window, stride):
+        windows = _video_windows(predictor, item.path, spec, options, window, stride, settings)
+        for record in windows:
             failed = failed or record["error"] is not None
             yield record
         if failed and options.fail_fast:
             return
 
 
-def _video_windows(predictor, path, spec, options, window, stride) -> Iterator[dict]:
+def _video_windows(predictor, path, spec, options, window, stride, settings) -> Iterator[dict]:
     from ispan_cli.video.decoder import open_video
     from ispan_cli.video.sampling import WindowSampler
 
     try:
         reader = open_video(path, options.decoder, options.stream)
     except ISpanError as exc:
-        yield error_record(predictor, path, str(exc))
+        yield error_record(predictor, path, str(exc), settings)
         return
     with reader, ThreadPoolExecutor(1, thread_name_prefix="ispan-window") as pool:
         try:
             sampler = WindowSampler(window, stride, frames=options.segments)
             sampling = sampler.sample(reader.frame_times(), reader.info().duration)
         except ISpanError as exc:
-            yield error_record(predictor, path, str(exc))
+            yield error_record(predictor, path, str(exc), settings)
             return
         chunks = [
             range(s, min(s + options.batch_size, len(sampling.indices)))
@@ -70,7 +72,7 @@ def _video_windows(predictor, path, spec, options, window, stride) -> Iterator[d
                 data, decode_ms, preprocess_ms = future.result()
             except ISpanError as exc:
                 yield {
-                    **error_record(predictor, path, str(exc)),
+                    **error_record(predictor, path, str(exc), settings),
                     "window": _span(sampling, chunk[0]),
                 }
                 return
@@ -82,7 +84,7 @@ def _video_windows(predictor, path, spec, options, window, stride) -> Iterator[d
             for row, w in enumerate(chunk):
                 indices = sampling.indices[w]
                 yield {
-                    **base_record(predictor, path),
+                    **base_record(predictor, path, settings),
                     "window": _span(sampling, w),
                     "topk": topk_entries(predictor, probs[row], options.topk),
                     "frames": {
@@ -121,7 +123,7 @@ def merge_windows(records: Iterable[dict]) -> Iterator[dict]:
     """Joins adjacent windows of one input with the same top-1 class into segments.
 
     Each segment: ``segment`` {start, end, windows}, ``label``, ``index`` and ``score`` (the mean
-    top-1 probability over its windows). Error records pass through unchanged.
+    top-1 probability over its windows). Error records pass through (their settings say merge).
     """
     run: list[dict] = []
     for record in records:
@@ -135,6 +137,8 @@ def merge_windows(records: Iterable[dict]) -> Iterator[dict]:
             yield _segment(run)
             run = []
         if record["error"] is not None:
+            if "settings" in record:
+                record = {**record, "settings": {**record["settings"], "merge": True}}
             yield record
         else:
             run.append(record)
@@ -147,6 +151,7 @@ def _segment(run: list[dict]) -> dict:
     keep = ("input", "model", "runtime", "device", "precision")
     return {
         **{k: first[k] for k in keep},
+        **({"settings": {**first["settings"], "merge": True}} if "settings" in first else {}),
         "segment": {
             "start": first["window"]["start"],
             "end": run[-1]["window"]["end"],

@@ -6,9 +6,10 @@ MODEL_KEYS = {"id", "revision", "sha256", "source"}
 
 
 def check_record(rec: dict, topk: int | None = None, segments: int | None = None) -> None:
-    base = {"input", "model", "runtime", "device", "precision", "error"}
+    base = {"input", "model", "runtime", "device", "precision", "settings", "error"}
     assert base <= set(rec), set(rec)
     assert set(rec["model"]) == MODEL_KEYS
+    assert {"segments", "crops", "topk", "decoder", "stream"} <= set(rec["settings"])
     assert isinstance(rec["input"], str)
     if rec["error"] is not None:
         assert isinstance(rec["error"], str) and rec["error"]

@@ -10,7 +10,7 @@ from ispan_cli.inference.inputs import InputItem, expand_inputs
 def _tree(root):
     (root / "a" / "deep").mkdir(parents=True)
     (root / ".hidden").mkdir()
-    for rel in ["a/x.mp4", "a/deep/y.AVI", "a/notes.txt", "b.mkv", ".hidden/z.mp4", "c.webm"]:
+    for rel in ["a/x.mp4", "a/deep/y.AVI", "a/notes.md", "b.mkv", ".hidden/z.mp4", "c.webm"]:
         (root / rel).write_bytes(b"\0")
     return root
 
@@ -25,12 +25,12 @@ def test_globs_files_and_missing_paths(tmp_path):
     root = _tree(tmp_path)
     got = list(
         expand_inputs(
-            [str(root / "**" / "*.mp4"), str(root / "a" / "notes.txt"), str(root / "missing.mp4")]
+            [str(root / "**" / "*.mp4"), str(root / "a" / "notes.md"), str(root / "missing.mp4")]
         )
     )
     assert got == [
         InputItem(str(root / "a" / "x.mp4")),
-        InputItem(str(root / "a" / "notes.txt")),  # named explicitly: used as is
+        InputItem(str(root / "a" / "notes.md")),  # named explicitly: used as is
         InputItem(str(root / "missing.mp4")),
     ]  # the decoder reports it
 
