@@ -34,19 +34,7 @@ class Augment:
 
         frames = resize_short_side(frames, self.spec.resize)
         _, h, w, _ = frames.shape
-        base = min(h, w)
-        sizes = [int(base * s) for s in SCALES]
-        while True:
-            i, j = rng.integers(len(sizes), size=2)
-            if abs(int(i) - int(j)) <= 1:
-                break
-        ch, cw = sizes[i], sizes[j]
-        if self.corner_crop:
-            ys = (0, (h - ch) // 2, h - ch)
-            xs = (0, (w - cw) // 2, w - cw)
-            top, left = ys[rng.integers(3)], xs[rng.integers(3)]
-        else:
-            top, left = int(rng.integers(h - ch + 1)), int(rng.integers(w - cw + 1))
+        top, left, ch, cw = multiscale_box(h, w, rng, self.corner_crop)
         flip = self.flip and rng.random() < 0.5
         size = self.spec.crop
         out = np.empty((len(frames), 3, size, size), np.float32)
@@ -59,3 +47,24 @@ class Augment:
                 patch = patch[:, ::-1]
             out[k] = ((patch.astype(np.float32) - mean) / std).transpose(2, 0, 1)  # HWC -> CHW
         return out
+
+
+def multiscale_box(
+    h: int, w: int, rng: np.random.Generator, corner_crop: bool = True
+) -> tuple[int, int, int, int]:
+    """(top, left, height, width) of one TSN multi-scale crop of an h x w frame (shared by the
+    RGB and the flow augmentation, ``ispan_cli.data.flow_frames``)."""
+    base = min(h, w)
+    sizes = [int(base * s) for s in SCALES]
+    while True:
+        i, j = rng.integers(len(sizes), size=2)
+        if abs(int(i) - int(j)) <= 1:
+            break
+    ch, cw = sizes[i], sizes[j]
+    if corner_crop:
+        ys = (0, (h - ch) // 2, h - ch)
+        xs = (0, (w - cw) // 2, w - cw)
+        top, left = ys[rng.integers(3)], xs[rng.integers(3)]
+    else:
+        top, left = int(rng.integers(h - ch + 1)), int(rng.integers(w - cw + 1))
+    return int(top), int(left), ch, cw
