@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ispan_cli.errors import ISpanError
+from ispan_cli.limits import MAX_CLASSES, MAX_D, MAX_INPUT_SIZE, MAX_SEGMENTS
 from ispan_cli.nn.specs import BACKBONES
 
 ARCHS = ("istpan", "tsn")
@@ -116,8 +118,7 @@ class ModelConfig:
                     f"pyramid layers must be distinct and ordered shallow to deep, got "
                     f"{list(self.pyramid)}; {self.backbone} stages are {list(spec.stages)}"
                 )
-            if self.d < 1:
-                raise ISpanError(f"d must be at least 1, got {self.d}")
+            _bounded("d", self.d, 1, MAX_D, "the attention layer's H*W, 49 at 224 pixels")
             last = self.attention_layer == spec.stages[-1]
             side = self.input_size // spec.stride_of(self.attention_layer)
             if (not last or self.residual) and self.d != side * side:
@@ -128,20 +129,23 @@ class ModelConfig:
                 )
         if not 0.0 <= self.dropout < 1.0:
             raise ISpanError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.num_classes < 1:
-            raise ISpanError(f"num_classes must be at least 1, got {self.num_classes}")
+        _bounded("num_classes", self.num_classes, 1, MAX_CLASSES, "one per label")
         if self.labels and len(self.labels) != self.num_classes:
             raise ISpanError(
                 f"{len(self.labels)} labels for num_classes={self.num_classes}; give one label "
                 "per class in logit order"
+            )
+        if self.input_size > MAX_INPUT_SIZE:
+            raise ISpanError(
+                f"config field input_size must be at most {MAX_INPUT_SIZE} pixels, got "
+                f"{self.input_size}"
             )
         if self.input_size < spec.strides[-1]:
             raise ISpanError(
                 f"input_size {self.input_size} is smaller than {self.backbone}'s total stride "
                 f"{spec.strides[-1]}"
             )
-        if self.num_segments < 1:
-            raise ISpanError(f"num_segments must be at least 1, got {self.num_segments}")
+        _bounded("num_segments", self.num_segments, 1, MAX_SEGMENTS, "K, 8 in the paper")
         if self.beta < 0 or self.gamma < 0:
             raise ISpanError("loss weights beta and gamma must be non-negative")
 
@@ -158,6 +162,8 @@ class ModelConfig:
             if not check(value):
                 raise ISpanError(f"config field {f.name} should be {f.type}, got {value!r}")
             if str(f.type) == "float":
+                if not math.isfinite(value):  # NaN passes every comparison below
+                    raise ISpanError(f"config field {f.name} must be a finite number, got {value}")
                 object.__setattr__(self, f.name, float(value))
 
     # -- serialisation ---------------------------------------------------------------------------
@@ -167,6 +173,10 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        if not isinstance(data, dict):
+            raise ISpanError(
+                f'the "model" section of the config must be an object of fields, got {data!r:.80}'
+            )
         valid = field_names()
         unknown = sorted(set(data) - set(valid))
         if unknown:
@@ -196,6 +206,11 @@ class ModelConfig:
 
 def field_names() -> list[str]:
     return [f.name for f in fields(ModelConfig)]
+
+
+def _bounded(name: str, value: int, low: int, high: int, hint: str) -> None:
+    if not low <= value <= high:
+        raise ISpanError(f"config field {name} must be in [{low}, {high}] ({hint}), got {value}")
 
 
 def _choice(what: str, value: str, choices: tuple[str, ...]) -> None:

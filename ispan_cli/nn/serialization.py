@@ -66,7 +66,13 @@ def read_config(directory: str | Path) -> tuple[ModelConfig, dict[str, Any]]:
         raise ISpanError(f"{path} is not valid JSON ({exc}); restore it from the original") from exc
     if not isinstance(doc, dict) or doc.get("format") != FORMAT or "model" not in doc:
         raise ISpanError(f'{path} is not an ispan config (expected "format": "{FORMAT}")')
-    if doc.get("format_version", 0) > FORMAT_VERSION:
+    version = doc.get("format_version", 0)
+    if not isinstance(version, int) or isinstance(version, bool) or version < 0:
+        raise ISpanError(
+            f'{path}: "format_version" must be a whole number ({FORMAT_VERSION} for this ispan), '
+            f"got {version!r:.40}; restore the file from the original"
+        )
+    if version > FORMAT_VERSION:
         raise ISpanError(
             f"{path} has format_version {doc['format_version']}, newer than this ispan "
             f"understands ({FORMAT_VERSION}); upgrade ispan"

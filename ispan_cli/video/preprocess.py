@@ -14,12 +14,14 @@ to [0, 1], subtract ``mean`` and divide by ``std`` per RGB channel.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ispan_cli.errors import ISpanError
+from ispan_cli.limits import MAX_RESIZE
 
 if TYPE_CHECKING:  # importing ispan_cli.nn would import torch; the ONNX path must not need it
     from ispan_cli.nn.config import ModelConfig
@@ -27,6 +29,8 @@ if TYPE_CHECKING:  # importing ispan_cli.nn would import torch; the ONNX path mu
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 CROP_COUNTS = (1, 3, 10)
+# std bounds: ImageNet's are 0.22-0.23; 1 means "no scaling". 1e-3 keeps values within +-1000.
+MIN_STD, MAX_STD = 1e-3, 1e3
 LAYOUT = "BKCHW"
 SECTION = "preprocessing"
 
@@ -53,22 +57,43 @@ class PreprocessSpec:
     def __post_init__(self) -> None:
         for name in ("mean", "std"):
             value = getattr(self, name)
-            if not isinstance(value, (list, tuple)) or len(value) != 3:
-                raise ISpanError(f"preprocessing {name} must be 3 numbers (R, G, B), got {value}")
+            if (
+                not isinstance(value, (list, tuple))
+                or len(value) != 3
+                or not all(_is_number(v) and math.isfinite(v) for v in value)
+            ):
+                raise ISpanError(
+                    f"preprocessing {name} must be 3 finite numbers (R, G, B), got {value!r:.80}"
+                )
             object.__setattr__(self, name, tuple(float(v) for v in value))
-        if any(s <= 0 for s in self.std):
-            raise ISpanError(f"preprocessing std must be positive, got {list(self.std)}")
+        # Frames are scaled to [0, 1] first, so a mean outside it is a mistake; a tiny std would
+        # blow values up to inf in float32 (NaN scores).
+        if not all(0.0 <= m <= 1.0 for m in self.mean):
+            raise ISpanError(
+                f"preprocessing mean must be in [0, 1] per channel (of pixel values scaled to "
+                f"[0, 1], e.g. ImageNet's {list(IMAGENET_MEAN)}), got {list(self.mean)}"
+            )
+        if not all(MIN_STD <= v <= MAX_STD for v in self.std):
+            raise ISpanError(
+                f"preprocessing std must be in [{MIN_STD:g}, {MAX_STD:g}] per channel (e.g. "
+                f"ImageNet's {list(IMAGENET_STD)}), got {list(self.std)}"
+            )
         for name in ("resize", "crop"):
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ISpanError(f"preprocessing {name} must be a positive integer, got {value!r}")
+            if not _is_int(value) or not 1 <= value <= MAX_RESIZE:
+                raise ISpanError(
+                    f"preprocessing {name} must be a whole number of pixels in [1, {MAX_RESIZE}], "
+                    f"got {value!r}"
+                )
         if self.crop > self.resize:
             raise ISpanError(
                 f"preprocessing crop {self.crop} is larger than the resized short side "
                 f"{self.resize}; set resize >= crop"
             )
-        if self.crops not in CROP_COUNTS:
-            raise ISpanError(f"preprocessing crops must be one of {CROP_COUNTS}, got {self.crops}")
+        if not _is_int(self.crops) or self.crops not in CROP_COUNTS:
+            raise ISpanError(
+                f"preprocessing crops must be one of {CROP_COUNTS}, got {self.crops!r}"
+            )
         if self.layout != LAYOUT:
             raise ISpanError(f"preprocessing layout {self.layout!r} is not supported; use {LAYOUT}")
 
@@ -78,6 +103,8 @@ class PreprocessSpec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PreprocessSpec:
+        if not isinstance(data, dict):
+            raise ISpanError(f'"{SECTION}" must be an object of fields, got {data!r:.80}')
         valid = [f.name for f in dataclasses.fields(cls)]
         unknown = sorted(set(data) - set(valid))
         if unknown:
@@ -85,6 +112,14 @@ class PreprocessSpec:
                 f"unknown preprocessing field(s) {unknown}; valid fields: {', '.join(valid)}"
             )
         return cls(**data)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def default_spec(config: ModelConfig) -> PreprocessSpec:
