@@ -21,7 +21,12 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 @dataclass
 class Monitor:
     """The best value of a validation figure so far (``"loss"`` is lower-better, the others
-    higher-better) and how many evaluations in a row have not improved on it."""
+    higher-better) and how many evaluations in a row have not improved on it.
+
+    An improvement is a change by more than ``THRESHOLD`` of the best value (relative, as in
+    PyTorch's ReduceLROnPlateau): a loss that creeps down by 1e-9 an epoch is a plateau."""
+
+    THRESHOLD = 1e-4
 
     name: str
     best: float = -math.inf  # the score: the figure, negated for "loss"
@@ -35,7 +40,8 @@ class Monitor:
         if not isinstance(value, (int, float)) or not math.isfinite(value):
             return False
         score = -value if self.name == "loss" else value
-        if score > self.best:
+        margin = self.THRESHOLD * abs(self.best) if math.isfinite(self.best) else 0.0
+        if score > self.best + margin:
             self.best, self.best_epoch, self.stale = score, row["epoch"], 0
             return True
         self.stale += 1
