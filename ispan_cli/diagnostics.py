@@ -410,7 +410,8 @@ def _provider_check(ort, model: bytes, provider: str) -> Check:
 
 def _hub() -> HubInfo:
     try:
-        from ispan_cli.hub import hub_settings, list_cached_models
+        from ispan_cli.hub import hub_settings
+        from ispan_cli.hub_cache import list_cached_models
 
         settings = hub_settings()
     except Exception as exc:

@@ -11,20 +11,19 @@ Every Hub call goes through ``ispan_cli.hub_http.guarded_hub``: the server's com
 are checked before huggingface_hub writes anything, and no request outlives the timeout
 (``DEFAULT_TIMEOUT``, or ``hub_timeout``/``timeout=``, as ``--timeout`` sets it).
 
-Importing this module imports neither torch nor huggingface_hub.
+Listing the cache is ``ispan_cli.hub_cache``; uploading is ``ispan_cli.hub_push``. Importing this
+module imports neither torch nor huggingface_hub.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import stat
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import Literal
 
 from ispan_cli.errors import ISpanError
 from ispan_cli.hub_http import COMMIT, Failure, HubGuard, guarded_hub, printable, show
@@ -40,7 +39,7 @@ from ispan_cli.model_folder import (
 )
 from ispan_cli.zoo import find_local_model, zoo_dir
 
-# Kept in step with ispan_cli.nn.serialization (not imported: that would import torch).
+# The files a model folder holds on the Hub: never pickles, never anything else.
 HUB_FILES = (CONFIG_FILE, WEIGHTS_FILE, CARD_FILE)
 
 Source = Literal["folder", "zoo", "hub"]
@@ -64,7 +63,7 @@ def hub_timeout(seconds: float | None) -> Iterator[None]:
     global _timeout
     saved = _timeout
     if seconds is not None:
-        _timeout = _check_timeout(seconds)
+        _timeout = check_timeout(seconds)
     try:
         yield
     finally:
@@ -76,7 +75,7 @@ def current_timeout() -> float:
     return DEFAULT_TIMEOUT if _timeout is None else _timeout
 
 
-def _check_timeout(seconds: float) -> float:
+def check_timeout(seconds: float) -> float:
     if not seconds > 0:
         raise ISpanError(f"--timeout {seconds:g} must be a positive number of seconds, e.g. 30")
     return float(seconds)
@@ -120,21 +119,6 @@ class HubSettings:
     endpoint: str
     cache_dir: Path
     offline: bool
-
-
-@dataclass(frozen=True)
-class CachedHubModel:
-    """One revision of an ispan model in the Hub cache."""
-
-    repo_id: str
-    revision: str  # commit hash
-    refs: tuple[str, ...]  # branches/tags that pointed at it when it was downloaded
-    path: Path
-    arch: str
-    backbone: str
-    num_classes: int
-    size_on_disk: int
-    problem: str | None  # why it cannot be loaded, None when it looks complete
 
 
 def hub_settings() -> HubSettings:
@@ -193,7 +177,7 @@ def resolve_model(
         )
     repo_id, revision = parsed
     if revision is not None:
-        _check_revision(revision, f"{repo_id}@{revision}")
+        check_revision(revision, f"{repo_id}@{revision}")
     return _resolve_hub(
         repo_id,
         revision,
@@ -202,11 +186,38 @@ def resolve_model(
         token=token,
         offline=offline,
         progress=progress,
-        timeout=current_timeout() if timeout is None else _check_timeout(timeout),
+        timeout=current_timeout() if timeout is None else check_timeout(timeout),
     )
 
 
-def _check_revision(revision: str, where: str) -> None:
+def fetch_repo_files(
+    spec: str,
+    *,
+    progress: ProgressCallback | None = None,
+    timeout: float | None = None,
+) -> tuple[Path, str, str]:
+    """The snapshot folder of a Hub repo that is not an ispan model (e.g. ``timm/resnet50.a1_in1k``
+    for ``ispan models import``): (folder, repo id, commit). Fetches the same files as a model
+    (config.json, model.safetensors, README.md; never a pickle) through the same guard, without
+    asking for an ispan config.json."""
+    parsed = parse_hub_spec(spec)
+    if parsed is None:
+        raise ISpanError(f"{spec!r} is not a Hub repo (org/name or org/name@revision)")
+    repo_id, revision = parsed
+    if revision is not None:
+        check_revision(revision, spec)
+    settings = hub_settings()
+    seconds = current_timeout() if timeout is None else check_timeout(timeout)
+    ref = revision or "main"
+    with guarded_hub(seconds) as guard:
+        folder = _download(
+            repo_id, ref, spec, settings.cache_dir, settings.endpoint, None, settings.offline,
+            progress, guard, revision,
+        )  # fmt: skip
+    return folder, repo_id, folder.name
+
+
+def check_revision(revision: str, where: str) -> None:
     # huggingface_hub stores a revision as the file refs/<revision>: it must stay a name
     parts = revision.split("/")
     if revision.startswith("/") or "\\" in revision or any(p in ("", ".", "..") for p in parts):
@@ -217,7 +228,7 @@ def _check_revision(revision: str, where: str) -> None:
 
 
 def _local(folder: Path, model_id: str, source: Source) -> ResolvedModel:
-    _check_ispan_config(folder / CONFIG_FILE, where=str(folder))
+    check_ispan_config(folder / CONFIG_FILE, where=str(folder))
     weights = folder / WEIGHTS_FILE
     if not weights.is_file():
         raise ISpanError(f"{folder} has no {WEIGHTS_FILE}{pickle_hint(pickles_in(folder))}")
@@ -248,7 +259,7 @@ def _resolve_hub(
         )
         commit = folder.name  # snapshots/<commit hash>: the revision these files really come from
         where = f"Hub repo {repo_id}@{commit[:12]}"
-        _check_ispan_config(folder / CONFIG_FILE, where=where)
+        check_ispan_config(folder / CONFIG_FILE, where=where)
         weights = folder / WEIGHTS_FILE
         if not weights.is_file():
             listing = [] if offline else _remote_files(repo_id, commit, endpoint, token)
@@ -315,22 +326,22 @@ def _download(
                 "(HF_HUB_OFFLINE): run once online to download it, e.g. "
                 f"`ispan models info {name}`, or point HF_HOME at a cache that has it"
             ) from exc
-        if isinstance(cause, HfHubHTTPError) and _status(cause) == 404:
+        if isinstance(cause, HfHubHTTPError) and http_status(cause) == 404:
             # a commit hash skips the revision look-up; its file listing is what 404s
             refs = _refs(repo_id, endpoint, token)
             raise ISpanError(_no_revision(repo_id, ref, endpoint, refs)) from exc
-        reason = f"{type(cause).__name__}: {_first_line(cause)}" if cause else _first_line(exc)
+        reason = f"{type(cause).__name__}: {first_line(cause)}" if cause else first_line(exc)
         raise ISpanError(
             f"cannot reach the Hub at {endpoint} ({reason}) and {name} is not in the cache "
             f"({cache}): check the network, or set HF_ENDPOINT to a Hub or mirror you can reach"
         ) from exc
     except HfHubHTTPError as exc:
         raise ISpanError(
-            f"the Hub at {endpoint} refused {name} (HTTP {_status(exc)}: {_first_line(exc)}); "
+            f"the Hub at {endpoint} refused {name} (HTTP {http_status(exc)}: {first_line(exc)}); "
             "check HF_TOKEN and HF_ENDPOINT"
         ) from exc
     except HFValidationError as exc:
-        raise ISpanError(f"{name} is not a valid Hub repo: {_first_line(exc)}") from exc
+        raise ISpanError(f"{name} is not a valid Hub repo: {first_line(exc)}") from exc
     except OSError as exc:  # e.g. a cache folder that cannot be written
         raise ISpanError(f"cannot store {name} in the Hub cache {cache}: {exc}") from exc
     except Exception as exc:
@@ -339,7 +350,7 @@ def _download(
         if not type(exc).__module__.startswith(("httpx", "httpcore")):
             raise
         raise ISpanError(
-            f"cannot reach the Hub at {endpoint} ({type(exc).__name__}: {_first_line(exc)}): "
+            f"cannot reach the Hub at {endpoint} ({type(exc).__name__}: {first_line(exc)}): "
             "check the network, proxy variables and HF_ENDPOINT"
         ) from exc
     _check_snapshot(folder, repo_id, name, cache)
@@ -378,11 +389,11 @@ def _snapshot(
         # a refusal or a stall seen by the guard is the cause, whatever huggingface_hub made of
         # it (a timeout, "connection closed", an error of a download thread)
         if guard.failure is not None:
-            raise _stopped(guard.failure, f"fetching {name}", endpoint, guard.timeout) from exc
+            raise stopped_error(guard.failure, f"fetching {name}", endpoint, guard.timeout) from exc
         raise
 
 
-def _stopped(failure: Failure, doing: str, endpoint: str, timeout: float) -> BaseException:
+def stopped_error(failure: Failure, doing: str, endpoint: str, timeout: float) -> BaseException:
     """The ISpanError for an operation the guard stopped (KeyboardInterrupt for Ctrl-C)."""
     if failure.kind == "interrupted":
         return KeyboardInterrupt()
@@ -418,112 +429,7 @@ def _check_snapshot(folder: Path, repo_id: str, name: str, cache: Path) -> None:
         )
 
 
-def list_cached_models(cache_dir: str | Path | None = None) -> list[CachedHubModel]:
-    """Every revision of an ispan model in the Hub cache (``config.json`` with format ispan).
-
-    Other models in the cache (transformers, diffusers...) are left out. Sorted by repo id. A
-    revision that cannot be used (no weights, a config ispan did not write, files that point
-    outside the cache, a damaged cache entry, e.g. left by a refused hostile server) is listed
-    with ``problem`` saying why, instead of failing the listing.
-    """
-    from huggingface_hub import scan_cache_dir
-    from huggingface_hub.errors import CacheNotFound
-
-    cache = Path(cache_dir) if cache_dir is not None else hub_settings().cache_dir
-    try:
-        info = scan_cache_dir(cache)
-    except CacheNotFound:
-        return []
-    entries = []
-    scanned = set()
-    for repo in sorted(info.repos, key=lambda r: r.repo_id):
-        if repo.repo_type != "model":
-            continue
-        scanned.add(Path(repo.repo_path).resolve())
-        for rev in sorted(repo.revisions, key=lambda r: r.last_modified, reverse=True):
-            entry = _cached_entry(
-                repo.repo_id,
-                rev.commit_hash,
-                tuple(sorted(rev.refs)),
-                Path(rev.snapshot_path),
-                Path(repo.repo_path),
-                rev.size_on_disk,
-            )
-            if entry is not None:
-                entries.append(entry)
-    # the repos huggingface_hub's scan skipped as damaged (it reports them as warnings only)
-    for storage in sorted(Path(cache).glob("models--*")):
-        if storage.is_dir() and storage.resolve() not in scanned:
-            entries.extend(_damaged_entries(storage, info.warnings))
-    return sorted(entries, key=lambda e: e.repo_id)  # stable: newest revision first per repo
-
-
-def _cached_entry(
-    repo_id: str,
-    revision: str,
-    refs: tuple[str, ...],
-    snapshot: Path,
-    storage: Path,
-    size: int,
-    damage: str | None = None,
-) -> CachedHubModel | None:
-    """One cached revision, None when it is not an ispan model."""
-    problems = [damage] if damage else []
-    if not COMMIT.fullmatch(revision):
-        problems.append(f"its folder {show(revision)} is not a commit hash")
-    outside = [
-        f
-        for f in HUB_FILES
-        if (snapshot / f).exists()
-        and not (snapshot / f).resolve().is_relative_to(storage.resolve())
-    ]
-    doc = None
-    if outside:  # not read: it is not ours to read, and the entry is damaged whatever it says
-        problems.append(f"{outside[0]} points outside the cache")
-    else:
-        try:
-            doc = json.loads((snapshot / CONFIG_FILE).read_text())
-        except (OSError, ValueError):
-            return None  # not a model of ours (or not readable as one)
-        if not isinstance(doc, dict) or doc.get("format") != "ispan":
-            return None
-    model = doc.get("model") if isinstance(doc, dict) else None
-    if doc is not None and not isinstance(model, dict):
-        problems.append(f'{CONFIG_FILE} has no "model" section')
-    model = model if isinstance(model, dict) else {}
-    num_classes = model.get("num_classes", 0)
-    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 0:
-        problems.append(f"{CONFIG_FILE}: num_classes {show(num_classes)} is not a count")
-        num_classes = 0
-    if not (snapshot / WEIGHTS_FILE).is_file():
-        problems.append(f"no {WEIGHTS_FILE}")
-    if damage or outside or not COMMIT.fullmatch(revision):
-        problems.append(f"delete {storage} to clean it up")
-    return CachedHubModel(
-        repo_id=repo_id,
-        revision=revision,
-        refs=refs,
-        path=snapshot,
-        arch=printable(model.get("arch", "?"), 40),
-        backbone=printable(model.get("backbone", "?"), 40),
-        num_classes=num_classes,
-        size_on_disk=size,
-        problem="; ".join(problems) or None,
-    )
-
-
-def _damaged_entries(storage: Path, warnings: list) -> list[CachedHubModel]:
-    """The ispan revisions of a repo folder huggingface_hub could not scan, with its reason."""
-    reason = next((str(w) for w in warnings if str(storage) in str(w)), "unreadable layout")
-    damage = f"damaged cache entry: {printable(reason.splitlines()[0] if reason else '', 160)}"
-    repo_id = storage.name.removeprefix("models--").replace("--", "/")
-    snapshots = storage / "snapshots"
-    folders = sorted(p for p in snapshots.iterdir() if p.is_dir()) if snapshots.is_dir() else []
-    found = (_cached_entry(repo_id, p.name, (), p, storage, 0, damage) for p in folders)
-    return [e for e in found if e is not None]
-
-
-def _check_ispan_config(path: Path, where: str) -> None:
+def check_ispan_config(path: Path, where: str) -> None:
     # JSON only (no torch): a clear refusal before anything tries to build a model from it.
     if not path.is_file():
         raise ISpanError(f"{where} has no {CONFIG_FILE}: it is not an ispan model")
@@ -592,148 +498,11 @@ def _remote_files(repo_id: str, commit: str, endpoint: str, token: str | bool | 
         return []
 
 
-def _status(exc: BaseException) -> int | None:
+def http_status(exc: BaseException) -> int | None:
     response = getattr(exc, "response", None)
     return getattr(response, "status_code", None)
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     text = str(exc).strip()  # may hold server text: printable() drops escape sequences
     return printable(text.splitlines()[0], 300) if text else type(exc).__name__
-
-
-@dataclass(frozen=True)
-class PushedModel:
-    """Where ``push_model`` put a model folder."""
-
-    repo_id: str
-    revision: str  # branch committed to
-    commit: str  # the new commit's hash
-    url: str
-    files: int
-
-
-def push_model(
-    folder: str | Path,
-    repo_id: str,
-    revision: str | None = None,
-    private: bool = False,
-    message: str | None = None,
-    timeout: float | None = None,
-) -> PushedModel:
-    """Uploads a model folder (config.json, model.safetensors, README.md) to a Hub repo in one
-    commit, creating the repo (and the ``revision`` branch) if missing. Only those three files
-    go up, and only as regular files of the folder: never pickles or stray files, and never a
-    symbolic link (a README.md linking to a private key would publish the key). The endpoint and
-    token come from the environment (``HF_ENDPOINT``, ``HF_TOKEN`` or ``hf auth login``), as for
-    downloads; timeout: seconds for each request (default ``current_timeout()``)."""
-    from huggingface_hub import CommitOperationAdd, HfApi
-    from huggingface_hub.errors import HfHubHTTPError
-
-    folder = Path(folder)
-    if parse_hub_spec(repo_id) is None or "@" in repo_id:
-        raise ISpanError(f"{repo_id!r} is not a Hub repo id; write org/name (and --revision)")
-    if revision is not None:
-        _check_revision(revision, "--revision")
-    if not folder.is_dir():
-        raise ISpanError(f"{folder} is not a folder; give a model folder (config.json, ...)")
-    for name in HUB_FILES:  # before anything reads them: load_model would follow a link
-        _check_regular_file(folder / name)
-    _check_ispan_config(folder / CONFIG_FILE, str(folder))
-    if not (folder / CARD_FILE).is_file():
-        raise ISpanError(f"{folder} has no {CARD_FILE}: every pushed model needs its model card")
-    from ispan_cli.nn import load_model
-
-    load_model(folder)  # refuses weights that do not match config.json, before anything goes up
-    settings = hub_settings()
-    if settings.offline:
-        raise ISpanError("HF_HUB_OFFLINE is set: unset it to push to the Hub")
-    timeout = current_timeout() if timeout is None else _check_timeout(timeout)
-    api = HfApi(endpoint=settings.endpoint)
-    branch = revision or "main"
-    with ExitStack() as files, guarded_hub(timeout) as guard:
-        # exactly the three files, in one commit, read from the files just checked (opened
-        # without following links, so a file swapped for a link since is refused too)
-        ops = [
-            CommitOperationAdd(
-                path_in_repo=n, path_or_fileobj=files.enter_context(_open_regular(folder / n))
-            )
-            for n in HUB_FILES
-        ]
-        try:
-            info = _commit(
-                api,
-                repo_id,
-                branch,
-                private,
-                ops,
-                message or f"Upload {folder.name} with ispan",
-                guard,
-                settings.endpoint,
-            )
-        except HfHubHTTPError as exc:
-            status = _status(exc)
-            hints = {401: "log in (hf auth login) or set HF_TOKEN", 403: "no write access to it"}
-            hint = hints.get(status or 0, "see the message")
-            raise ISpanError(f"push to {repo_id} failed: {_first_line(exc)} ({hint})") from exc
-        except OSError as exc:
-            raise ISpanError(f"cannot reach {settings.endpoint} to push ({exc})") from exc
-        except Exception as exc:
-            if not type(exc).__module__.startswith(("httpx", "httpcore")):
-                raise
-            raise ISpanError(
-                f"cannot reach {settings.endpoint} to push ({type(exc).__name__}: "
-                f"{_first_line(exc)}): check the network, proxy variables and HF_ENDPOINT"
-            ) from exc
-    return PushedModel(repo_id, branch, info.oid, info.commit_url, len(HUB_FILES))
-
-
-def _commit(
-    api,
-    repo_id: str,
-    branch: str,
-    private: bool,
-    ops: list,
-    message: str,
-    guard: HubGuard,
-    endpoint: str,
-):
-    try:
-        api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
-        if branch != "main":
-            api.create_branch(repo_id, branch=branch, exist_ok=True)
-        return api.create_commit(repo_id, ops, commit_message=message, revision=branch)
-    except Exception as exc:
-        if guard.failure is not None:  # as for downloads: the guard saw the cause
-            raise _stopped(guard.failure, f"pushing to {repo_id}", endpoint, guard.timeout) from exc
-        raise
-
-
-def _check_regular_file(path: Path) -> None:
-    """Refuses a symbolic link or anything but a regular file; a missing file is left to the
-    checks that need it."""
-    try:
-        mode = path.lstat().st_mode
-    except FileNotFoundError:
-        return
-    if stat.S_ISLNK(mode):
-        raise ISpanError(
-            f"{path} is a symbolic link (to {show(os.readlink(path), 200)}): hub push uploads "
-            f"only regular files inside the folder, as a link may point at anything (a private "
-            f"key, say); replace it with a copy of the file it should be"
-        )
-    if not stat.S_ISREG(mode):
-        raise ISpanError(f"{path} is not a regular file: hub push uploads regular files only")
-
-
-@contextmanager
-def _open_regular(path: Path) -> Iterator[BinaryIO]:
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-    except OSError as exc:  # ELOOP: it became a link since it was checked
-        _check_regular_file(path)
-        raise ISpanError(f"cannot read {path} to push it ({exc.strerror})") from exc
-    with os.fdopen(fd, "rb") as file:
-        if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
-            raise ISpanError(f"{path} is not a regular file: hub push uploads regular files only")
-        yield file

@@ -26,7 +26,7 @@ LAYERS: tuple[frozenset[str], ...] = tuple(
         "ispan_cli errors identity model_folder zoo native_output terminal outputs",
         "nn",  # pure PyTorch
         "video",  # file -> model input: decoding, sampling, preprocessing, writing
-        "hub_http hub",  # model folders from the Hub and the zoo
+        "hub_http hub hub_cache hub_push",  # model folders from the Hub and the zoo
         "data runtime",  # datasets; loading a model and running it (torch or ONNX Runtime)
         "inference",  # the classify job
         "engine export viz",  # training and evaluation; ONNX export; attention maps

@@ -33,8 +33,8 @@ def push(
     Only config.json, model.safetensors and README.md go up, and only as regular files of
     MODEL_DIR: a symbolic link is refused, whatever it points at.
     """
-    from ispan_cli.hub import push_model
     from ispan_cli.hub_http import printable
+    from ispan_cli.hub_push import push_model
 
     pushed = push_model(
         model_dir, repo, revision=revision, private=private, message=message, timeout=timeout

@@ -23,7 +23,8 @@ def list_command(fmt: FormatOpt = OutputFormat.table) -> None:
     Registered architectures (parameters, GFLOPs per clip at the default input), the model
     folders in models/ (or $ISPAN_MODELS_DIR) and the ispan models in the Hub cache.
     """
-    from ispan_cli.hub import hub_settings, list_cached_models
+    from ispan_cli.hub import hub_settings
+    from ispan_cli.hub_cache import list_cached_models
     from ispan_cli.nn import get_variant, list_models, model_cost
     from ispan_cli.zoo import list_zoo, zoo_dir
 

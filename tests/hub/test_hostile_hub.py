@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from ispan_cli.errors import ISpanError
-from ispan_cli.hub import list_cached_models, resolve_model
+from ispan_cli.hub import resolve_model
+from ispan_cli.hub_cache import list_cached_models
 from ispan_cli.model_folder import sha256_file
 
 from .hostile_hub import GOOD_COMMIT, REPO, HostileHub, cli_env, ispan, make_model

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from ispan_cli.errors import ISpanError
-from ispan_cli.hub import list_cached_models, resolve_model
+from ispan_cli.hub import resolve_model
+from ispan_cli.hub_cache import list_cached_models
 from ispan_cli.model_folder import sha256_file
 from ispan_cli.nn import load_model
 

@@ -20,7 +20,8 @@ import pytest
 import torch
 
 from ispan_cli.errors import ISpanError
-from ispan_cli.hub import HUB_FILES, PushedModel, ResolvedModel, push_model, resolve_model
+from ispan_cli.hub import HUB_FILES, ResolvedModel, resolve_model
+from ispan_cli.hub_push import PushedModel, push_model
 from ispan_cli.nn import create_model, load_model, save_model
 from ispan_cli.nn.serialization import sha256_file
 

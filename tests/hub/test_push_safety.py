@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from ispan_cli.errors import ISpanError
-from ispan_cli.hub import HUB_FILES, _open_regular, push_model
+from ispan_cli.hub import HUB_FILES
+from ispan_cli.hub_push import _open_regular, push_model
 
 from .conftest import free_port
 from .hostile_hub import cli_env, ispan, make_model
