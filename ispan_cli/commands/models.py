@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 from contextlib import contextmanager
+from enum import Enum
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -11,7 +13,8 @@ import typer
 from ispan_cli.commands.options import FormatOpt, OutputFormat, TimeoutOpt
 
 app = typer.Typer(
-    help="List the model architectures, the local model zoo and cached Hub models.",
+    help="List the model architectures, the local model zoo and cached Hub models; import "
+    "published checkpoints.",
     no_args_is_help=True,
 )
 
@@ -257,4 +260,127 @@ def _render_info(record: dict) -> None:
         if key not in skip:
             shown = json.dumps(value) if isinstance(value, (dict, list)) else str(value)
             table.add_row(text(key), text(shown))
+    Console().print(table)
+
+
+class ImportFormat(str, Enum):
+    auto = "auto"
+    mmaction2 = "mmaction2"
+    timm = "timm"
+
+
+class ImportArch(str, Enum):
+    tsn = "tsn"
+    istpan = "istpan"
+
+
+@app.command("import")
+def import_command(
+    source: Annotated[
+        str,
+        typer.Argument(
+            help="A checkpoint file (.pth or .safetensors), an http(s) URL (downloaded into "
+            "ispan's cache, resumable), a catalogue name (`ispan models catalogue`, e.g. "
+            "mmaction2:tsn-r50-kinetics400) or a Hub repo (hub:org/name, e.g. "
+            "hub:timm/resnet50.a1_in1k; safetensors only).",
+            show_default=False,
+        ),
+    ],
+    output: Annotated[
+        Path,
+        typer.Option("--output", "-o", help="The model folder to write (must not hold one yet)."),
+    ],
+    fmt_in: Annotated[
+        ImportFormat,
+        typer.Option("--format", help="The checkpoint's layout; auto: from its key names."),
+    ] = ImportFormat.auto,
+    labels: Annotated[
+        str | None,
+        typer.Option(
+            "--labels",
+            help="kinetics400, ucf101, hmdb51 (shipped lists) or a FILE with one class name a "
+            "line. Default: the checkpoint's dataset_meta, else the catalogue entry's set.",
+            show_default=False,
+        ),
+    ] = None,
+    arch: Annotated[
+        ImportArch,
+        typer.Option(
+            "--arch",
+            help="tsn: the checkpoint as it is; istpan: ISTPAN with the same backbone and "
+            "classifier and a new attention layer that starts uniform (same predictions at "
+            "import; a Kinetics start for fine-tuning).",
+        ),
+    ] = ImportArch.tsn,
+    segments: Annotated[
+        int | None,
+        typer.Option(
+            "--segments", "-s", min=1, help="K recorded for inference [default: the peer's]."
+        ),
+    ] = None,
+    fmt: Annotated[
+        OutputFormat, typer.Option("--output-format", help="Output format.", case_sensitive=False)
+    ] = OutputFormat.table,
+    timeout: TimeoutOpt = None,
+) -> None:
+    """Import a published checkpoint (MMAction2 TSN, timm ResNet) as an ispan model folder.
+
+    Pickled .pth files are read without running any code from them. The folder works with
+    classify, evaluate, export, benchmark and hub push; its model card says where the weights
+    come from and that ispan has not measured their accuracy.
+    """
+    from ispan_cli.commands.emit import emit
+    from ispan_cli.importers import ImportOptions, import_model
+
+    options = ImportOptions(
+        source=source,
+        output=output,
+        format=fmt_in.value,
+        labels=labels,
+        arch=arch.value,
+        segments=segments,
+        timeout=timeout,
+    )
+    with _download_progress(source) as progress:
+        result = import_model(options, progress=progress)
+    emit(result, fmt, _render_import)
+
+
+def _render_import(result) -> None:
+    from rich.console import Console
+
+    peer = result.source.get("reported_by_peer")
+    Console().print(
+        f"Wrote {_text(str(result.output))}: {result.arch} on {result.backbone}, "
+        f"{result.num_classes} classes (labels: {_text(result.labels_from)})."
+    )
+    if peer:
+        Console().print(
+            f"The publisher reports top-1 {peer['top1']} on {_text(peer['dataset'])} "
+            f"({_text(peer['link'])}); ispan has not measured it."
+        )
+
+
+@app.command("catalogue")
+def catalogue_command(fmt: FormatOpt = OutputFormat.table) -> None:
+    """Published checkpoints `ispan models import` knows by name, with what their publisher
+    reports (not measured by ispan)."""
+    from ispan_cli.importers.catalogue import catalogue
+
+    entries = catalogue()
+    if fmt is OutputFormat.json:
+        doc = {
+            name: {k: v for k, v in vars(e).items() if k != "name"} for name, e in entries.items()
+        }
+        typer.echo(json.dumps(doc, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="ispan models import NAME -o DIR (accuracy as reported by the publisher)")
+    for col in ("name", "classes", "K", "peer top-1", "description"):
+        table.add_column(col)
+    for name, e in entries.items():
+        table.add_row(name, str(e.num_classes), str(e.num_segments), str(e.reported["top1"]),
+                      e.description)  # fmt: skip
     Console().print(table)

@@ -1,7 +1,9 @@
 """2D CNN backbones from torchvision, run stage by stage so the pyramid can tap feature maps.
 
 The torchvision network is kept whole as ``self.net`` (classifier removed), so its state dict keys
-are torchvision's own and an ImageNet or local state dict loads without renaming.
+are torchvision's own and an ImageNet or local state dict loads without renaming. timm's ResNets
+(``timm/resnet50.a1_in1k``) use the same key names, so their safetensors load here as they are;
+MMAction2's keys are renamed by ``ispan_cli.importers`` before they reach this module.
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ _LAYOUTS: dict[str, dict[str, tuple[str, ...]]] = {
 }
 # Keys of a torchvision checkpoint that belong to its ImageNet classifier, not to the features.
 _CLASSIFIER_PREFIXES = ("fc.", "aux1.", "aux2.")
+# `--pretrained hub:timm/resnet50.a1_in1k`: backbone weights from a Hub repo's model.safetensors.
+HUB_PREFIX = "hub:"
 
 
 def _conv_bn_relu(cin: int, cout: int, stride: int) -> nn.Sequential:
@@ -56,19 +60,19 @@ def _conv_bn_relu(cin: int, cout: int, stride: int) -> nn.Sequential:
 class TinyNet(nn.Module):
     """A very small CNN with ResNet's stage names: a forward pass takes milliseconds on a CPU."""
 
-    def __init__(self) -> None:
+    def __init__(self, in_channels: int = 3) -> None:
         super().__init__()
         c = BACKBONES["tiny"].channels
-        self.stem = _conv_bn_relu(3, c[0], 2)
+        self.stem = _conv_bn_relu(in_channels, c[0], 2)
         self.layer1 = _conv_bn_relu(c[0], c[1], 1)
         self.layer2 = nn.Sequential(_conv_bn_relu(c[1], c[2], 2), _conv_bn_relu(c[2], c[2], 1))
         self.layer3 = nn.Sequential(_conv_bn_relu(c[2], c[3], 2), _conv_bn_relu(c[3], c[3], 1))
         self.layer4 = nn.Sequential(_conv_bn_relu(c[3], c[4], 2), _conv_bn_relu(c[4], c[4], 1))
 
 
-def _build_net(name: str) -> nn.Module:
+def _build_net(name: str, in_channels: int = 3) -> nn.Module:
     if name == "tiny":
-        return TinyNet()
+        return TinyNet(in_channels)
     import torchvision
 
     if name == "googlenet":
@@ -78,6 +82,16 @@ def _build_net(name: str) -> nn.Module:
         net.dropout = nn.Identity()
     else:
         net = getattr(torchvision.models, name)(weights=None)
+    if in_channels != 3:  # e.g. a flow stream: 2L channels, the rest of the network unchanged
+        first = net.conv1.conv if name == "googlenet" else net.conv1
+        replacement = nn.Conv2d(
+            in_channels, first.out_channels, first.kernel_size, first.stride, first.padding,
+            bias=False,
+        )  # fmt: skip
+        if name == "googlenet":
+            net.conv1.conv = replacement
+        else:
+            net.conv1 = replacement
     net.fc = nn.Identity()
     net.avgpool = nn.Identity()
     return net
@@ -87,17 +101,21 @@ class Backbone(nn.Module):
     """A torchvision CNN run as named stages: ``run(x, start, stop)`` returns each stage output.
 
     pretrained: ``"none"`` (random init), ``"imagenet"`` (torchvision's weights API), or a path to a
-    local state dict in torchvision's key layout (``.safetensors``, or ``.pt``/``.pth`` read with
-    ``weights_only=True``).
+    local state dict in torchvision's (= timm's) key layout (``.safetensors``, or ``.pt``/``.pth``
+    read with ``weights_only=True``). ``hub:org/name`` values are fetched to such a path by
+    ``ispan_cli.importers.resolve_pretrained`` before a model is built.
+    in_channels: channels of each input frame (3 for RGB, 2L for L stacked flow fields); only
+        the first convolution depends on it.
     """
 
-    def __init__(self, name: str, pretrained: str | Path = "none") -> None:
+    def __init__(self, name: str, pretrained: str | Path = "none", in_channels: int = 3) -> None:
         super().__init__()
         if name not in BACKBONES:
             raise ISpanError(f"unknown backbone {name!r}; choose one of: {', '.join(BACKBONES)}")
         self.name = name
         self.spec: BackboneSpec = BACKBONES[name]
-        self.net = _build_net(name)
+        self.in_channels = in_channels
+        self.net = _build_net(name, in_channels)
         self._layout = _LAYOUTS[name]
         load_pretrained(self, pretrained)
 
@@ -105,7 +123,7 @@ class Backbone(nn.Module):
         """Runs stages ``start..stop-1`` on x (N, C, H, W); returns each stage's output in order."""
         outs = []
         for stage in self.spec.stages[start:stop]:
-            if stage == "stem" and self.name == "googlenet":
+            if stage == "stem" and self.name == "googlenet" and self.in_channels == 3:
                 x = _googlenet_transform_input(x)
             for attr in self._layout[stage]:
                 x = getattr(self.net, attr)(x)
@@ -126,6 +144,11 @@ def load_pretrained(backbone: Backbone, pretrained: str | Path) -> None:
     """Loads ImageNet or local weights into ``backbone.net``; every feature key must match."""
     if pretrained in (None, "", "none"):
         return
+    if str(pretrained).startswith(HUB_PREFIX):
+        raise ISpanError(
+            f"--pretrained {pretrained}: Hub weights are fetched before the model is built "
+            "(ispan_cli.importers.resolve_pretrained); pass the downloaded file's path here"
+        )
     if pretrained == "imagenet":
         state, source = _imagenet_state_dict(backbone), f"ImageNet weights for {backbone.name}"
     else:

@@ -32,14 +32,14 @@ class AttentionMaps(NamedTuple):
 class ISTPAN(nn.Module):
     """Interaction-aware spatio-temporal pyramid attention network (or plain TSN, arch="tsn").
 
-    Input ``(B, K, 3, H, W)`` normalised frames, K segments per video; output logits
-    ``(B, num_classes)``. The parameters do not depend on K or on H, W.
+    Input ``(B, K, C, H, W)`` normalised frames, K segments per video, C = ``config.in_channels``
+    (3 for RGB); output logits ``(B, num_classes)``. The parameters do not depend on K or on H, W.
     """
 
     def __init__(self, config: ModelConfig, pretrained: str | Path = "none") -> None:
         super().__init__()
         self.config = config
-        self.backbone = Backbone(config.backbone, pretrained)
+        self.backbone = Backbone(config.backbone, pretrained, config.in_channels)
         spec = self.backbone.spec
         self.attention: PyramidAttention | None = None
         if config.arch == "istpan":
@@ -92,8 +92,9 @@ class ISTPAN(nn.Module):
 
     # -- implementation --------------------------------------------------------------------------
     def _forward(self, x: Tensor, with_maps: bool) -> tuple[Tensor, AttentionMaps | None]:
-        if x.dim() != 5 or x.shape[2] != 3:
-            raise ISpanError(f"expected input (B, K, 3, H, W), got {tuple(x.shape)}")
+        c = self.config.in_channels
+        if x.dim() != 5 or x.shape[2] != c:
+            raise ISpanError(f"expected input (B, K, {c}, H, W), got {tuple(x.shape)}")
         b, k = x.shape[:2]
         frames = x.flatten(0, 1)  # (B, K, 3, H, W) -> (B*K, 3, H, W)
         if self.attention is None:
