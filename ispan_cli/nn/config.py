@@ -64,6 +64,8 @@ class ModelConfig:
     loss_normalize: [ours] L2-normalise the rows of X_i inside the interaction loss and divide each
         loss term by its element count, so both losses are bounded (see ispan_cli/nn/losses.py).
     input_size: side of the square crop the model is trained and evaluated at.
+    in_channels: channels of each input frame: 3 for RGB; 2L for a stack of L optical-flow
+        fields (x and y interleaved, as TSN's flow stream takes them, e.g. 10 for L=5).
     num_segments: K used by default at inference; any K works with the same parameters.
     labels: class names, index-aligned with the logits; empty or exactly num_classes long.
     """
@@ -86,6 +88,7 @@ class ModelConfig:
     gamma: float = 0.1
     loss_normalize: bool = True
     input_size: int = 224
+    in_channels: int = 3
     num_segments: int = 8
     labels: tuple[str, ...] = field(default=())
 
@@ -144,6 +147,11 @@ class ModelConfig:
             raise ISpanError(
                 f"input_size {self.input_size} is smaller than {self.backbone}'s total stride "
                 f"{spec.strides[-1]}"
+            )
+        if self.in_channels < 1:
+            raise ISpanError(
+                f"in_channels must be at least 1 (3 for RGB, 2L for L flow fields), got "
+                f"{self.in_channels}"
             )
         _bounded("num_segments", self.num_segments, 1, MAX_SEGMENTS, "K, 8 in the paper")
         if self.beta < 0 or self.gamma < 0:
