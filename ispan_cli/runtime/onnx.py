@@ -166,12 +166,54 @@ class OnnxPredictor(Predictor):
         if identity is None:
             identity = ModelIdentity(str(self.path), None, sha256_file(self.path), "file")
         self.identity = identity
+        self._outputs = [o.name for o in self.session.get_outputs()]
+        self._check_graph()
+
+    def _check_graph(self) -> None:
+        """The graph against what ispan feeds it and what its metadata says, before any video is
+        decoded: a wrong file is one error line, not a failure on every input."""
         inputs = self.session.get_inputs()
         if len(inputs) != 1 or inputs[0].name != INPUT_NAME:
-            raise ISpanError(f"{self.path} does not take one input named {INPUT_NAME!r}")
-        self._outputs = [o.name for o in self.session.get_outputs()]
-        if self._outputs[0] != LOGITS:
+            names = [i.name for i in inputs]
+            raise ISpanError(
+                f"{self.path} takes the input(s) {names}; ispan feeds one input named "
+                f"{INPUT_NAME!r}: export the model with `ispan export --onnx`"
+            )
+        shape = list(inputs[0].shape)
+        crop = self.preprocessing.crop
+        expected = ["N", "K", "C", crop, crop]
+        if len(shape) != len(expected):
+            raise ISpanError(
+                f"{self.path}: its input {INPUT_NAME!r} has rank {len(shape)} {shape}; ispan feeds "
+                f"rank 5 (N, K, C, {crop}, {crop}) clips: export the model with `ispan export "
+                "--onnx`"
+            )
+        for axis in (3, 4):  # static spatial sizes must be the recorded crop
+            if isinstance(shape[axis], int) and shape[axis] != crop:
+                raise ISpanError(
+                    f"{self.path}: its input {INPUT_NAME!r} is {shape} but its preprocessing crops "
+                    f"{crop}x{crop}; the file's graph and metadata disagree, export it again"
+                )
+        if not self._outputs or self._outputs[0] != LOGITS:
             raise ISpanError(f"{self.path}: its first output is not {LOGITS!r}")
+        missing = sorted(set(self.info.outputs) - set(self._outputs))
+        if missing:
+            raise ISpanError(
+                f"{self.path}: its metadata lists output(s) {missing} that the graph lacks; "
+                "export it again"
+            )
+        logits = self.session.get_outputs()[0].shape
+        classes = logits[-1] if logits else None
+        if len(logits) != 2:
+            raise ISpanError(
+                f"{self.path}: its {LOGITS!r} output has shape {list(logits)}; ispan expects "
+                "(N, num_classes)"
+            )
+        if isinstance(classes, int) and self.labels and classes != len(self.labels):
+            raise ISpanError(
+                f"{self.path} scores {classes} classes but its metadata has {len(self.labels)} "
+                "labels; the graph and its labels must come from the same export"
+            )
 
     @property
     def with_attention(self) -> bool:
@@ -179,7 +221,27 @@ class OnnxPredictor(Predictor):
 
     def logits(self, x: np.ndarray) -> np.ndarray:
         """(N, K, 3, S, S) float32 -> (N, num_classes) logits."""
-        return self.session.run([LOGITS], {INPUT_NAME: _contiguous(x)})[0]
+        (out,) = self._run([LOGITS], x)
+        if (
+            out.ndim != 2
+            or out.shape[0] != len(x)
+            or (self.labels and out.shape[1] != len(self.labels))
+        ):
+            raise ISpanError(
+                f"{self.path} returned logits shaped {list(out.shape)} for {len(x)} clip(s) and "
+                f"{len(self.labels)} labels; the graph and its labels must come from the same "
+                "export"
+            )
+        return out
+
+    def _run(self, names: list[str], x: np.ndarray) -> list[np.ndarray]:
+        try:
+            return self.session.run(names, {INPUT_NAME: _contiguous(x)})
+        except Exception as exc:  # onnxruntime's own types (InvalidArgument, Fail...)
+            reason = " ".join(str(exc).split())[:300]
+            raise ISpanError(
+                f"ONNX Runtime cannot run {self.path} on clips shaped {list(x.shape)} ({reason})"
+            ) from None
 
     def logits_with_attention(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, list]:
         """(N, K, 3, S, S) -> logits, fused (N, d, K, h, w), per-level maps (same shape)."""
@@ -190,7 +252,7 @@ class OnnxPredictor(Predictor):
             )
         levels = sorted(n for n in self._outputs if n.startswith(LEVEL_PREFIX))
         levels.sort(key=lambda n: int(n[len(LEVEL_PREFIX) :]))
-        out = self.session.run([LOGITS, FUSED, *levels], {INPUT_NAME: _contiguous(x)})
+        out = self._run([LOGITS, FUSED, *levels], x)
         return out[0], out[1], list(out[2:])
 
     def predict(self, clips: np.ndarray) -> np.ndarray:

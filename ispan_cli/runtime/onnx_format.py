@@ -96,37 +96,105 @@ class OnnxModelInfo:
 
     @classmethod
     def from_props(cls, props: dict[str, str], where: str) -> OnnxModelInfo:
+        """The metadata of a file, every entry checked: an untrusted file's labels, sizes and
+        preprocessing reach the terminal and the allocator."""
         if props.get(f"{PREFIX}format") != FORMAT:
             raise ISpanError(
                 f"{where} is an ONNX file but not one exported by `ispan export` (no ispan "
                 "metadata: labels and preprocessing are unknown); export it with "
                 "`ispan export --onnx`"
             )
-        version = int(props.get(f"{PREFIX}format_version", "0"))
+        damaged = _Damaged(where)
+        version = damaged.integer("format_version", props.get(f"{PREFIX}format_version", "0"))
         if version > FORMAT_VERSION:
             raise ISpanError(
                 f"{where} has ispan ONNX format_version {version}, newer than this ispan "
                 f"understands ({FORMAT_VERSION}); upgrade ispan"
             )
+        for key in ("config", "model_id", "weights_sha256", "outputs"):
+            if f"{PREFIX}{key}" not in props:
+                raise damaged.error(f"the entry {PREFIX}{key} is missing")
+        config = damaged.json("config", props[f"{PREFIX}config"], dict)
+        model = config.get("model")
+        if not isinstance(model, dict):
+            raise damaged.error(f'{PREFIX}config has no "model" object')
+        _check_model_section(model, damaged)
+        outputs = damaged.json("outputs", props[f"{PREFIX}outputs"], list)
+        if not outputs or not all(isinstance(o, str) for o in outputs) or outputs[0] != LOGITS:
+            raise damaged.error(f'{PREFIX}outputs must be a list of names starting with "{LOGITS}"')
+        precision = props.get(f"{PREFIX}precision", "fp32")
+        if precision not in PRECISIONS:
+            raise damaged.error(f"{PREFIX}precision must be one of {', '.join(PRECISIONS)}")
+        return cls(
+            config=config,
+            identity=ModelIdentity(
+                id=props[f"{PREFIX}model_id"],
+                revision=props.get(f"{PREFIX}revision") or None,
+                sha256=props[f"{PREFIX}weights_sha256"],
+                source=props.get(f"{PREFIX}source", ""),
+            ),
+            outputs=tuple(outputs),
+            precision=precision,
+            sampling=damaged.json("sampling", props.get(f"{PREFIX}sampling", "{}"), dict),
+            opset=damaged.integer("opset", props.get(f"{PREFIX}opset", "0")),
+            extra=damaged.json("extra", props.get(f"{PREFIX}extra", "{}"), dict),
+        )
+
+
+PRECISIONS = ("fp32", "int8")
+
+
+class _Damaged:
+    """Builds the one error for a file whose ispan metadata is damaged or hostile."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+
+    def error(self, what: str) -> ISpanError:
+        return ISpanError(
+            f"{self.where} has damaged ispan metadata ({what}); export it again with "
+            "`ispan export --onnx`"
+        )
+
+    def json(self, key: str, text: str, kind: type) -> Any:
         try:
-            return cls(
-                config=json.loads(props[f"{PREFIX}config"]),
-                identity=ModelIdentity(
-                    id=props[f"{PREFIX}model_id"],
-                    revision=props.get(f"{PREFIX}revision") or None,
-                    sha256=props[f"{PREFIX}weights_sha256"],
-                    source=props.get(f"{PREFIX}source", ""),
-                ),
-                outputs=tuple(json.loads(props[f"{PREFIX}outputs"])),
-                precision=props.get(f"{PREFIX}precision", "fp32"),
-                sampling=json.loads(props.get(f"{PREFIX}sampling", "{}")),
-                opset=int(props.get(f"{PREFIX}opset", "0")),
-                extra=json.loads(props.get(f"{PREFIX}extra", "{}")),
+            value = json.loads(text)
+        except (ValueError, RecursionError) as exc:
+            raise self.error(f"{PREFIX}{key} is not valid JSON: {exc}") from None
+        if not isinstance(value, kind):
+            raise self.error(f"{PREFIX}{key} must be a JSON {_JSON_NAMES[kind]}")
+        return value
+
+    def integer(self, key: str, text: str) -> int:
+        try:
+            return int(text)
+        except ValueError:
+            raise self.error(f"{PREFIX}{key} must be a whole number, got {text!r:.40}") from None
+
+
+_JSON_NAMES = {dict: "object", list: "array"}
+
+
+def _check_model_section(model: dict[str, Any], damaged: _Damaged) -> None:
+    """The fields the ONNX path reads without building a ModelConfig (that needs torch)."""
+    from ispan_cli.limits import MAX_CLASSES, MAX_INPUT_SIZE, MAX_SEGMENTS
+
+    labels = model.get("labels") or []
+    if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+        raise damaged.error("labels must be a list of strings")
+    bounds = {
+        "num_segments": MAX_SEGMENTS,
+        "input_size": MAX_INPUT_SIZE,
+        "num_classes": MAX_CLASSES,
+    }
+    for name, high in bounds.items():
+        value = model.get(name, 1)
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= high:
+            raise damaged.error(
+                f"model {name} must be a whole number in [1, {high}], got {value!r}"
             )
-        except (KeyError, ValueError) as exc:
-            raise ISpanError(
-                f"{where} has damaged ispan metadata ({type(exc).__name__}: {exc}); export it again"
-            ) from exc
+    if labels and "num_classes" in model and len(labels) != model["num_classes"]:
+        raise damaged.error(f"{len(labels)} labels for num_classes={model['num_classes']}")
 
 
 def write_props(model, info: OnnxModelInfo) -> None:
