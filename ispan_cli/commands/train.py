@@ -97,8 +97,29 @@ def train(
         str | None,
         _opt(
             "--pretrained",
-            help="Backbone weights: imagenet, none or a state-dict PATH "
+            help="Backbone weights: imagenet, none, a state-dict PATH or a timm ResNet on the "
+            "Hub (hub:timm/resnet50.a1_in1k, safetensors) "
             f"[default: {D.pretrained}].",
+        ),
+    ] = None,
+    init_from: Annotated[
+        str | None,
+        _opt(
+            "--init-from",
+            help="Start from this model's weights (anything --model takes: a folder, a zoo "
+            "name, a Hub repo, an imported checkpoint), taken by name and shape; the "
+            "classifier is kept when the labels match, remapped by label name when some are "
+            "shared, else initialised afresh. train.log and the card say which is which; "
+            "--pretrained is then unused.",
+        ),
+    ] = None,
+    freeze_backbone: Annotated[
+        str | None,
+        _opt(
+            "--freeze-backbone",
+            help="Hold the backbone still (weights and BN statistics): all, or the stages up to "
+            "the one named (stem, layer1 ... layer4 for ResNets). `--freeze-backbone all` with "
+            "--init-from is a linear probe.",
         ),
     ] = None,
     segments: Annotated[
@@ -351,6 +372,10 @@ def train(
     """Train a model on UCF101, HMDB51, a folder, a list or the synthetic dataset."""
     # first: every parameter named as a TrainConfig field is a setting (None: not given)
     given = {k: v.value if isinstance(v, Enum) else v for k, v in locals().items() if k in _FIELDS}
+    if given.get("pretrained"):  # hub:org/name -> its model.safetensors, fetched once, here
+        from ispan_cli.importers import resolve_pretrained
+
+        given["pretrained"] = resolve_pretrained(given["pretrained"])
     from ispan_cli.commands.train_progress import TrainProgress
     from ispan_cli.engine.launch import TrainOptions, run_training
 

@@ -96,6 +96,8 @@ class TrainConfig:
     monitor: str = "top1"
     time_limit: str = ""  # wall-clock budget of this process ("2h30m"); "": none
     max_steps: int = 0  # optimizer steps in all; 0: epochs x steps per epoch
+    init_from: str = ""  # a model (anything --model takes) whose weights start the run
+    freeze_backbone: str = ""  # "all", or the last backbone stage held still; "": none
     command: str = ""
 
     def __post_init__(self) -> None:
@@ -132,7 +134,7 @@ class TrainConfig:
     @property
     def use_partial_bn(self) -> bool:
         if self.partial_bn is None:
-            return self.pretrained != "none"
+            return self.pretrained != "none" or bool(self.init_from)
         return self.partial_bn
 
     def to_dict(self) -> dict[str, Any]:

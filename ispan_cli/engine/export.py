@@ -13,6 +13,7 @@ from ispan_cli.engine.config import TrainConfig
 from ispan_cli.engine.report import model_card
 from ispan_cli.model_folder import CARD_FILE, atomic_write_text
 from ispan_cli.video.preprocess import PreprocessSpec
+from ispan_cli.video.sampling import SamplingSpec
 
 
 def export_best(
@@ -23,7 +24,7 @@ def export_best(
     spec: PreprocessSpec,
     row: dict[str, Any],
     skips: SkipReport | None = None,
-    stopped: str = "",
+    notes: dict[str, str] | None = None,
 ) -> Path:
     """Writes the model folder (each file atomically) with the validation metrics of ``row``;
     the card says how many listed videos the run skipped and why (``skips``)."""
@@ -32,14 +33,14 @@ def export_best(
     metrics = _metrics(cfg, data, row)
     extra = {
         "preprocessing": spec.to_dict(),
-        "sampling": {"method": "tsn", "segments": cfg.segments, "test": "centre"},
+        "sampling": SamplingSpec(cfg.segments).to_dict(),
         "metrics": metrics,
         "training": {**cfg.to_dict(), "data_root": cfg.data_root and str(cfg.data_root)},
     }
     was_training = model.training
     save_model(model, folder, extra=extra)
     model.train(was_training)
-    write_card(folder, cfg, data, row, skips, stopped)
+    write_card(folder, cfg, data, row, skips, notes)
     return folder
 
 
@@ -49,10 +50,10 @@ def write_card(
     data: DatasetSplit,
     row: dict[str, Any],
     skips: SkipReport | None = None,
-    stopped: str = "",
+    notes: dict[str, str] | None = None,
 ) -> None:
-    """The model folder's README.md for the model measured in ``row``; ``stopped`` says why
-    the run ended before its last epoch."""
+    """The model folder's README.md for the model measured in ``row``; ``notes``: sections to
+    add, title -> text (see :func:`ispan_cli.engine.report.model_card`)."""
     card = model_card(
         folder.name if folder.name != "best" else f"{cfg.arch} ({cfg.dataset})",
         cfg.arch,
@@ -63,7 +64,7 @@ def write_card(
         cfg.to_dict(),
         synthetic=cfg.dataset == "synthetic",
         skipped=skips.to_dict() if skips is not None else None,
-        stopped=stopped,
+        sections=notes,
     )
     atomic_write_text(folder / CARD_FILE, card)
 

@@ -70,11 +70,12 @@ def model_card(
     config: dict[str, Any],
     synthetic: bool,
     skipped: dict[str, Any] | None = None,
-    stopped: str = "",
+    sections: dict[str, str] | None = None,
 ) -> str:
     """README.md of a trained model folder: what it is, how it was made, how it was measured.
 
     skipped: ``SkipReport.to_dict()``, the listed videos the run could not use and why.
+    sections: more sections, title -> text (where the weights came from, why it stopped).
     """
     tags = ["ispan", "istpan", "video-classification"] + (["synthetic"] if synthetic else [])
     lines = [
@@ -128,8 +129,8 @@ def model_card(
         "Labels, preprocessing, sampling and these metrics are in `config.json`.",
         "",
     ]
-    if stopped:
-        lines += ["## Why training stopped", "", stopped[0].upper() + stopped[1:] + ".", ""]
+    for title, text in (sections or {}).items():
+        lines += [f"## {title}", "", text[0].upper() + text[1:] + ".", ""]
     if skipped is not None and not synthetic:
         lines += ["## Data", "", _skipped_text(skipped), ""]
     return "\n".join(lines)

@@ -6,6 +6,7 @@ started by torchrun, SLURM or :func:`ispan_cli.engine.launch.launch_training`).
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -33,6 +34,7 @@ from ispan_cli.engine.distributed import (
 )
 from ispan_cli.engine.events import Reporter, TrainEvent
 from ispan_cli.engine.export import export_best, write_card
+from ispan_cli.engine.init_from import InitReport, freeze, frozen_modules, init_from
 from ispan_cli.engine.metrics import video_loss, video_metrics
 from ispan_cli.engine.optim import freeze_partial_bn, make_optimizer, make_scheduler
 from ispan_cli.engine.precise_bn import recompute_bn_stats
@@ -93,6 +95,7 @@ class _Run:
         self.signals = StopSignals()
         self.monitor = Monitor(cfg.monitor)
         self.stopped, self.resumable = "", False
+        self.init: InitReport | None = None  # what --init-from loaded
 
     # -- setup -----------------------------------------------------------------------------------
     def run(self) -> TrainResult:
@@ -119,10 +122,17 @@ class _Run:
             overrides["input_size"] = cfg.input_size
         from ispan_cli.nn import create_model
 
-        pretrained = "none" if state is not None else cfg.pretrained  # weights come from state
+        # the weights come from the resumed state, or from --init-from
+        pretrained = "none" if state is not None or cfg.init_from else cfg.pretrained
         self.model = create_model(
             cfg.arch, labels=self.data.classes, pretrained=pretrained, **overrides
         )
+        self.frozen = frozen_modules(self.model, cfg.freeze_backbone)
+        if cfg.init_from and state is None:
+            self.init = init_from(self.model, cfg.init_from, self.data.classes)
+            self._message(self.init.describe())
+            if world.main:  # every tensor by name, for whoever wants to check
+                log.info("--init-from in full: %s", json.dumps(self.init.to_dict()))
         self.spec = default_spec(self.model.config)
         self._check_data()  # before any training step: a split that lost too much stops here
         self.model.to(world.device)
@@ -197,6 +207,8 @@ class _Run:
         ckpt.set_rng_state(state["rng"])
         self.epoch, self.step_in_epoch = state["epoch"], state["step_in_epoch"]
         self.global_step, self.best = state["global_step"], state["best"]
+        if state.get("init"):
+            self.init = InitReport.from_dict(state["init"])
         if "monitor" in state:
             self.monitor = Monitor.from_dict(state["monitor"])
         else:  # written before --monitor: the best was chosen by top-1
@@ -461,12 +473,13 @@ class _Run:
     def _freeze_bn(self) -> None:
         if self.cfg.frozen_bn or self.cfg.use_partial_bn:
             freeze_partial_bn(self.model, all_layers=self.cfg.frozen_bn)
+        freeze(self.frozen)  # --freeze-backbone: parameters and BN statistics
 
     # -- outputs ---------------------------------------------------------------------------------
     def _export(self, row: dict[str, Any]) -> None:
         export_best(
             self.model, self.out / BEST_MODEL, self.cfg, self.data, self.spec, row, self.skips,
-            self.stopped,
+            self._notes(),
         )  # fmt: skip
 
     def _write_card(self) -> None:
@@ -474,7 +487,19 @@ class _Run:
         rows = [r for r in self.history if r["epoch"] == self.monitor.best_epoch]
         if rows:
             write_card(self.out / BEST_MODEL, self.cfg, self.data, rows[0], self.skips,
-                       self.stopped)  # fmt: skip
+                       self._notes())  # fmt: skip
+
+    def _notes(self) -> dict[str, str]:
+        notes = {}
+        if self.init is not None:
+            notes["Initialised from"] = self.init.describe()
+        if self.cfg.freeze_backbone:
+            what = self.cfg.freeze_backbone
+            held = "the whole backbone" if what == "all" else f"the backbone up to {what}"
+            notes["Frozen"] = f"{held} held still (--freeze-backbone {what})"
+        if self.stopped:
+            notes["Why training stopped"] = self.stopped
+        return notes
 
     # -- stopping --------------------------------------------------------------------------------
     def _finished(self) -> bool:
@@ -533,6 +558,7 @@ class _Run:
             "global_step": self.global_step,
             "best": self.best,
             "monitor": self.monitor.to_dict(),
+            "init": self.init.to_dict() if self.init is not None else {},
             "history": self.history,
             "partial": self.partial,
             "skipped_later": self.later,
