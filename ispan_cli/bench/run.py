@@ -234,6 +234,7 @@ def _decode(videos, k: int, spec, decoder: str) -> tuple[list[np.ndarray], float
 def _export(model, doc, identity, tmp: Path, say) -> Path:
     from ispan_cli.export.graph import export_onnx, output_names
     from ispan_cli.runtime.onnx_format import ONNX_FILE, OnnxModelInfo
+    from ispan_cli.video.sampling import SamplingSpec
 
     path = tmp / ONNX_FILE
     say("exporting to ONNX")
@@ -241,7 +242,7 @@ def _export(model, doc, identity, tmp: Path, say) -> Path:
         config=doc,
         outputs=output_names(model, False),
         precision="fp32",
-        sampling={"method": "tsn-centre", "segments": model.config.num_segments},
+        sampling=SamplingSpec(model.config.num_segments).to_dict(),
         opset=18,
         identity=identity,
     )

@@ -86,7 +86,7 @@ def evaluate(
     loaded = load_model(o.model, device=o.device, timeout=o.timeout)
     model, config, torch_device = loaded.model, loaded.config, loaded.device
     spec = dataclasses.replace(loaded.preprocessing, crops=o.crops)
-    k = o.segments or config.num_segments
+    k = o.segments or loaded.sampling.segments
     world = World(0, 1, 0, torch_device)
     results = []
     for split in o.splits:

@@ -116,7 +116,7 @@ def run_export(options: ExportOptions, progress: Progress | None = None) -> Expo
         identity=loaded.identity,
         outputs=output_names(model, options.with_attention),
         precision="fp32",
-        sampling={"method": "tsn-centre", "segments": model.config.num_segments},
+        sampling=loaded.sampling.to_dict(),
         opset=options.opset,
     )
     say(f"exporting {loaded.identity.id} to {path} (opset {options.opset})")

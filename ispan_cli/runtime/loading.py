@@ -18,6 +18,7 @@ from ispan_cli.identity import ModelIdentity
 from ispan_cli.runtime.onnx_format import ONNX_FILE
 from ispan_cli.runtime.predictor import Predictor
 from ispan_cli.video.preprocess import PreprocessSpec
+from ispan_cli.video.sampling import SamplingSpec
 from ispan_cli.zoo import DEFAULT_MODEL
 
 if TYPE_CHECKING:  # importing either would import torch or onnxruntime
@@ -50,6 +51,16 @@ class LoadedModel:
     @property
     def num_segments(self) -> int:
         return int(self.document["model"].get("num_segments", 8))
+
+    @property
+    def sampling(self) -> SamplingSpec:
+        """How the weights expect clips to be sampled (config.json, or the ONNX metadata)."""
+        doc = (
+            self.session.info.sampling
+            if self.session is not None
+            else self.document.get("sampling")
+        )
+        return SamplingSpec.from_dict(doc, self.num_segments)
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -96,8 +107,14 @@ def load_model(
         raise UsageError(f"--runtime {runtime!r} is not one of {', '.join(RUNTIMES)}")
     with hub_timeout(timeout):
         if runtime == "onnx":  # before any torch import: the ONNX path runs without torch
-            return _load_onnx(spec, device, precision, threads)
-        return _load_torch(spec, device, precision, allow_registry)
+            loaded = _load_onnx(spec, device, precision, threads)
+        else:
+            loaded = _load_torch(spec, device, precision, allow_registry)
+    try:
+        loaded.sampling  # noqa: B018 -- checked now, not when first used
+    except ISpanError as exc:
+        raise ISpanError(f"model {loaded.identity.id}: {exc}") from exc
+    return loaded
 
 
 def load_predictor(

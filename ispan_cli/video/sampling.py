@@ -46,6 +46,70 @@ class FrameSampling:
         }
 
 
+# The methods a model's weights may promise; other samplers are for callers' own use.
+SAMPLING_METHODS = ("tsn",)
+
+
+@dataclass(frozen=True)
+class SamplingSpec:
+    """How a model's clips are sampled, part of the contract its weights carry (like
+    ``PreprocessSpec``): written to ``config.json`` and the ONNX metadata, read back by every
+    loader. TSN: ``segments`` equal segments, one frame each, the centre frame at test time and a
+    random one in training.
+
+    Reads the two vocabularies earlier ispan versions wrote: ``{"method": "tsn", "test":
+    "centre"}`` (model folders) and ``{"method": "tsn-centre"}`` (ONNX metadata).
+    """
+
+    segments: int
+    method: str = "tsn"
+    test: Mode = "centre"
+    train: Mode = "random"
+
+    def __post_init__(self) -> None:
+        if self.method not in SAMPLING_METHODS:
+            raise ISpanError(
+                f"sampling method {self.method!r} is not one ispan knows "
+                f"({', '.join(SAMPLING_METHODS)})"
+            )
+        k = self.segments
+        if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_SEGMENTS:
+            raise ISpanError(f"sampling segments {k!r} must be a whole number 1..{MAX_SEGMENTS}")
+        for name in ("test", "train"):
+            if getattr(self, name) not in ("centre", "random"):
+                raise ISpanError(f"sampling {name} {getattr(self, name)!r}: use centre or random")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"method": self.method, "segments": self.segments, "test": self.test,
+                "train": self.train}  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, doc: Any, segments: int) -> SamplingSpec:
+        """``doc`` as a model file carries it (None or {}: TSN with the model's ``segments``)."""
+        if doc is None:
+            doc = {}
+        if not isinstance(doc, dict):
+            raise ISpanError(f"sampling must be an object, not {type(doc).__name__}")
+        method = doc.get("method", "tsn")
+        test = doc.get("test", "centre")
+        if isinstance(method, str) and method.startswith("tsn-"):  # the ONNX vocabulary
+            method, test = "tsn", method.removeprefix("tsn-")
+        return cls(
+            segments=doc.get("segments", segments),
+            method=method,
+            test=test,
+            train=doc.get("train", "random"),
+        )
+
+    def sampler(self, segments: int | None = None, train: bool = False, seed: int = 0):
+        """The sampler this spec describes (``segments``: another K, as ``--segments`` asks)."""
+        return TSNSampler(segments or self.segments, self.train if train else self.test, seed)
+
+
+# K beyond this is no video model's; a bound on what a model file may ask for.
+MAX_SEGMENTS = 1024
+
+
 @dataclass(frozen=True)
 class TSNSampler:
     """K equal segments over the whole video, one frame each: the centre frame (testing) or a
