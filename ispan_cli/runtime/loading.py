@@ -81,7 +81,27 @@ def resolve(spec: str | None) -> ResolvedModel:
     """The model folder ``spec`` names (zoo name, folder, Hub repo); None: the default model."""
     from ispan_cli.hub import resolve_model
 
+    if (spec or DEFAULT_MODEL) == DEFAULT_MODEL:
+        _demo_note()
     return resolve_model(spec or DEFAULT_MODEL)
+
+
+_noted: list[bool] = []
+
+
+def _demo_note() -> None:
+    """Once per process, on stderr (stdout stays the command's output): the default model knows
+    only synthetic shapes, and where the real ones are."""
+    import sys
+
+    if not _noted:
+        _noted.append(True)
+        print(
+            f"note: {DEFAULT_MODEL} is a synthetic demo (moving shapes, not real actions); for "
+            "real labels import a published model, see README.md 'Real models' "
+            "(e.g. ispan models import mmaction2:tsn-r50-kinetics400 -o k400)",
+            file=sys.stderr,
+        )
 
 
 def load_model(
