@@ -167,6 +167,12 @@ def resolve_model(
         if Path(spec).expanduser().is_dir():  # an existing folder wins over a zoo name
             return _local(folder, str(folder), "folder")
         return _local(folder, spec, "zoo")
+    if Path(spec).expanduser().is_file():  # e.g. a checkpoint: not a model, not a Hub repo
+        raise ISpanError(
+            f"{spec} is a file, not a model folder; --model takes a folder holding config.json "
+            "and model.safetensors (a train run's is its best/ folder), or with --runtime onnx "
+            "a .onnx file"
+        )
     parsed = None if _looks_like_path(spec) else parse_hub_spec(spec)
     if parsed is None:
         if _looks_like_path(spec):
