@@ -14,7 +14,12 @@ $(BIN)/python:
 
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	@# one OpenCV build only: the contrib one (cv2.optflow) replaces a plain one from before
+	$(BIN)/python -m pip uninstall --quiet -y opencv-python-headless opencv-python 2>/dev/null || true
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@# both builds were installed (they share cv2/): reinstall contrib's files over the removed ones
+	$(BIN)/python -c 'import cv2; cv2.optflow' 2>/dev/null \
+	  || $(BIN)/python -m pip install --quiet --force-reinstall --no-deps opencv-contrib-python-headless
 	touch $(STAMP)
 
 install: $(STAMP)

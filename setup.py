@@ -10,5 +10,9 @@ from setuptools import find_packages, setup
 setup(
     packages=[*find_packages(include=["ispan_cli*"]), "ispan_cli._zoo"],
     package_dir={"ispan_cli._zoo": "models"},
-    package_data={"ispan_cli._zoo": ["*.md", "*/*.json", "*/*.safetensors", "*/*.md"]},
+    package_data={
+        "ispan_cli._zoo": ["*.md", "*/*.json", "*/*.safetensors", "*/*.md"],
+        # `ispan models import`: the checkpoint catalogue and the datasets' class-name lists
+        "ispan_cli.importers": ["catalogue.json", "labels/*.txt"],
+    },
 )

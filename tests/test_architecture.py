@@ -23,12 +23,12 @@ LAYERS: tuple[frozenset[str], ...] = tuple(
     frozenset(layer.split())
     for layer in (
         # torch-free facts and helpers every layer may use
-        "ispan_cli errors identity model_folder zoo native_output terminal outputs",
+        "ispan_cli errors identity model_folder zoo native_output terminal outputs limits",
         "nn",  # pure PyTorch
         "video",  # file -> model input: decoding, sampling, preprocessing, writing
         "hub_http hub hub_cache hub_push",  # model folders from the Hub and the zoo
-        "data runtime",  # datasets; loading a model and running it (torch or ONNX Runtime)
-        "inference",  # the classify job
+        "data runtime importers",  # datasets; loading and running a model; importing checkpoints
+        "inference flow",  # the classify job; optical flow extraction
         "engine export viz",  # training and evaluation; ONNX export; attention maps
         "bench diagnostics",  # features built on the others: benchmark, doctor
         "commands app __main__",  # the CLI

@@ -163,7 +163,7 @@ def _check_decoder(decoder: str) -> None:
     if decoder == "auto" and all(w is not None for w in why.values()):
         raise DecoderUnavailableError(
             "no video decoder can be imported (PyAV or OpenCV): pip install av "
-            "opencv-python-headless"
+            "opencv-contrib-python-headless"
         )
 
 
