@@ -7,6 +7,7 @@ libraries inside their bodies.
 from __future__ import annotations
 
 import functools
+import logging
 import math
 import os
 import sys
@@ -36,6 +37,14 @@ def _print_error(message: str) -> None:
 
 class ErrorRenderingGroup(TyperGroup):
     """Turns exceptions from any subcommand into one line on stderr and an exit status."""
+
+    def parse_args(self, ctx, args: list[str]) -> list[str]:
+        # `ispan evaluate fuse A B` is `ispan fuse A B`: evaluate is one command (it scores a
+        # dataset), fusing saved scores its companion under the name people look for
+        words = [i for i, a in enumerate(args) if not a.startswith("-")]
+        if len(words) >= 2 and args[words[0]] == "evaluate" and args[words[1]] == "fuse":
+            args = args[: words[0]] + args[words[0] + 1 :]
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx):
         try:
@@ -100,13 +109,33 @@ def root(
     """ispan: classify actions in videos with ISTPAN models."""
     global _debug_flag
     _debug_flag = debug
+    _show_library_warnings()
+
+
+class _WarningLines(logging.Handler):
+    """Library warnings (e.g. a folder a video search could not read) as one escaped
+    ``warning:`` line each on stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from ispan_cli.terminal import one_line
+
+        typer.echo(f"warning: {one_line(record.getMessage())}", err=True)
+
+
+def _show_library_warnings() -> None:
+    logger = logging.getLogger("ispan.files")
+    if not any(isinstance(h, _WarningLines) for h in logger.handlers):
+        logger.addHandler(_WarningLines(logging.WARNING))
+        logger.propagate = False
 
 
 def _register() -> None:
     from ispan_cli.commands import benchmark, classify, doctor, frames, models, probe, visualize
     from ispan_cli.commands import data as data_cmd
     from ispan_cli.commands import evaluate as evaluate_cmd
+    from ispan_cli.commands import evaluate_fuse
     from ispan_cli.commands import export as export_cmd
+    from ispan_cli.commands import flow as flow_cmd
     from ispan_cli.commands import hub as hub_cmd
     from ispan_cli.commands import train as train_cmd
 
@@ -117,8 +146,12 @@ def _register() -> None:
     app.command("doctor")(doctor.doctor)
     app.command("train")(train_cmd.train)
     app.command("evaluate", no_args_is_help=True)(evaluate_cmd.evaluate)
+    # `ispan fuse`, not `ispan evaluate fuse`: evaluate is one command (required --dataset), and
+    # a group would change its own command line
+    app.command("fuse", no_args_is_help=True)(evaluate_fuse.fuse)
     app.add_typer(data_cmd.app, name="data")
     app.add_typer(hub_cmd.app, name="hub")
+    app.add_typer(flow_cmd.app, name="flow")
     app.command("export")(export_cmd.export)
     app.command("visualize", no_args_is_help=True)(visualize.visualize)
     app.command("benchmark")(benchmark.benchmark)

@@ -75,6 +75,9 @@ def evaluate(
 
     Every listed test video is checked first (the K frames evaluation reads are decoded); the
     ones that cannot be used are skipped and summarised by reason, within --max-skipped.
+
+    Two streams (RGB and flow): evaluate each with --output, then fuse their saved scores with
+    `ispan evaluate fuse A/video_scores.jsonl B/video_scores.jsonl --weights 1 1.5`.
     """
     from rich.console import Console
     from rich.progress import Progress

@@ -116,3 +116,13 @@ def test_cli_takes_weights_as_the_issue_writes_them(tmp_path, two_streams):
     bad = _cli("fuse", str(rgb), str(flow), "--weights", "1", "x", cwd=tmp_path)
     assert bad.returncode != 0 and bad.stderr.startswith("error:"), bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_evaluate_fuse_is_the_same_command(tmp_path, two_streams):
+    """`ispan evaluate fuse` as the issue and evaluate's help write it, global options first."""
+    rgb, flow = two_streams
+    args = (str(rgb), str(flow), "--weights", "1", "1.5", "-f", "json")
+    plain = _cli("fuse", *args, cwd=tmp_path)
+    spelled = _cli("--debug", "evaluate", "fuse", *args, cwd=tmp_path)
+    assert plain.returncode == spelled.returncode == 0, spelled.stderr
+    assert json.loads(spelled.stdout) == json.loads(plain.stdout)
