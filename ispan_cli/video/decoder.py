@@ -6,6 +6,7 @@ from the packets) and ``opencv`` (fallback). Both are imported only when a video
 
 from __future__ import annotations
 
+import errno
 import stat
 from pathlib import Path
 
@@ -33,6 +34,12 @@ def check_video_path(path: str | Path) -> Path:
     except PermissionError:
         raise UnreadableVideoError(
             f"cannot read {path}: permission denied on a folder in its path"
+        ) from None
+    except OSError as exc:  # ELOOP (a symbolic link loop), ENAMETOOLONG, EIO...
+        loop = exc.errno == errno.ELOOP
+        raise UnreadableVideoError(
+            f"cannot read {path}: "
+            + ("it is a symbolic link loop; point the link at a video" if loop else str(exc))
         ) from None
     if stat.S_ISDIR(st.st_mode):
         raise NotAFileError(f"{path} is a folder, not a video file; give one of the videos in it")
@@ -65,18 +72,59 @@ def available_decoders() -> dict[str, str | None]:
     return out
 
 
-def open_video(path: str | Path, decoder: str = "auto", stream: int | None = None) -> VideoReader:
-    """Opens a video with the chosen backend; ``auto`` is PyAV, or OpenCV without PyAV.
+def open_video(
+    source: str | Path,
+    decoder: str = "auto",
+    stream: int | None = None,
+    timeout: float | None = None,
+) -> VideoReader:
+    """The one way into a video: a local file, or a remote file (``http(s)://``, ``ftp://``).
 
-    stream: the container's stream index to read (``ispan probe`` lists them); None: the video
-    stream ffmpeg would choose (the largest picture, preferring the default disposition).
+    ``auto`` is PyAV, or OpenCV without PyAV (local files only). stream: the container's stream
+    index to read (``ispan probe`` lists them); None: the video stream ffmpeg would choose (the
+    largest picture, preferring the default disposition). timeout: seconds a network source may
+    stay silent (default: ``--timeout``, see :func:`ispan_cli.video.sources.network_timeout`).
+    Live streams and cameras have no frame index to read by: :func:`open_live` opens those.
     """
+    from ispan_cli.video.sources import parse_source
+
     if decoder not in DECODERS:
         raise VideoError(f"unknown decoder {decoder!r}; choose one of: {', '.join(DECODERS)}")
     if stream is not None and decoder == "opencv":
         raise VideoError(
             "--stream needs --decoder pyav (OpenCV always reads the stream FFmpeg picks)"
         )
+    src = parse_source(str(source)) if not isinstance(source, Path) else None
+    if src is not None and src.live:
+        raise VideoError(
+            f"{src.display} is a live source (a stream or camera) with no end to sample from; "
+            "classify it with --window SECONDS (a rolling timeline)"
+        )
+    if src is not None and src.kind == "remote":
+        if decoder == "opencv":
+            raise VideoError(f"{src.display}: URLs need --decoder pyav (or auto)")
+        try:
+            from ispan_cli.video.remote import RemoteReader
+        except ImportError as exc:
+            raise DecoderUnavailableError(
+                f"reading URLs needs PyAV, which cannot be imported ({exc}); pip install av"
+            ) from exc
+        return RemoteReader(src, stream=stream, timeout=timeout)
+    return _open_file(Path(src.target if src is not None else source), decoder, stream)
+
+
+def open_live(source: str, timeout: float | None = None, short_side: int | None = None):
+    """A live source (``rtsp://``, ``rtmp://``, ``udp://``, ``webcam:0``, ``/dev/video0``) as a
+    :class:`ispan_cli.video.live.LiveReader` yielding frames as they arrive."""
+    from ispan_cli.video.live import LiveReader
+    from ispan_cli.video.sources import parse_source
+
+    return LiveReader(parse_source(source), timeout=timeout, short_side=short_side)
+
+
+def _open_file(path: Path, decoder: str, stream: int | None) -> VideoReader:
+    """A local file: the file-only checks (exists, regular, readable, not empty), then a
+    backend, whose open sniffs a file it cannot read and checks for truncation."""
     path = check_video_path(path)
     if decoder in ("auto", "pyav"):
         try:
@@ -94,7 +142,7 @@ def open_video(path: str | Path, decoder: str = "auto", stream: int | None = Non
     except ImportError as exc:
         raise DecoderUnavailableError(
             f"no video decoder can be imported (PyAV or OpenCV): {exc}; "
-            "pip install av opencv-python-headless"
+            "pip install av opencv-contrib-python-headless"
         ) from exc
     return OpenCVReader(path)
 
