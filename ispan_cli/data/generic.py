@@ -7,7 +7,7 @@ import csv
 import hashlib
 from pathlib import Path
 
-from ispan_cli.data.items import DatasetSplit, VideoItem
+from ispan_cli.data.items import DatasetSplit, VideoItem, listed
 from ispan_cli.errors import ISpanError
 from ispan_cli.video.files import suffix_list, videos_in
 
@@ -85,7 +85,7 @@ def load_list(root: str | Path) -> DatasetSplit:
         out = []
         for ref, label, kinetics, split in rows:
             path = _kinetics_path(base, ref, label, split) if kinetics else base / ref
-            if path is None or not path.is_file():
+            if path is None or not listed(path):
                 missing.append(str(path or base / ref))
                 continue
             out.append(VideoItem(str(path), index[label]))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -18,7 +20,8 @@ class VideoItem:
 class DatasetSplit:
     """Classes (index order = logit order) and the train and test videos of one split.
 
-    missing: listed videos that are not on disk (counted and skipped, never fatal).
+    missing: listed videos with nothing at their path (counted and skipped, never fatal); see
+        :func:`listed`.
     """
 
     name: str
@@ -31,3 +34,13 @@ class DatasetSplit:
 
     def subset(self, which: str) -> tuple[VideoItem, ...]:
         return {"train": self.train, "test": self.test, "val": self.test}[which]
+
+
+def listed(path: str | Path) -> bool:
+    """Whether anything is at a listed video's ``path``; only where nothing is, it is "missing".
+
+    A path that exists but is no readable regular file (a FIFO, a device, a symbolic link loop,
+    a folder) stays an item, so the per-file check (``ispan_cli.data.check``) reports it once,
+    with its real reason: counted as missing as well, it was logged twice and as "missing".
+    """
+    return os.path.lexists(path)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ispan_cli.data.items import DatasetSplit, VideoItem
+from ispan_cli.data.items import DatasetSplit, VideoItem, listed
 from ispan_cli.errors import ISpanError
 
 SPLITS = (1, 2, 3)
@@ -45,7 +45,7 @@ def load_ucf101(root: str | Path, split: int) -> DatasetSplit:
         for line in _lines(path, f"the official UCF101 split file ({UCF_LISTS}/{path.name})"):
             rel = line.split()[0].replace("\\", "/")
             entry = item(rel, line, path)
-            if Path(entry.path).is_file():
+            if listed(entry.path):
                 items.append(entry)
             else:
                 missing.append(entry.path)
@@ -89,7 +89,7 @@ def load_hmdb51(root: str | Path, split: int) -> DatasetSplit:
             if parts[1] == "0":
                 continue
             video = root / cls / parts[0]
-            if not video.is_file():
+            if not listed(video):
                 missing.append(str(video))
                 continue
             (train if parts[1] == "1" else test).append(VideoItem(str(video), label))

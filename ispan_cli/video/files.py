@@ -7,7 +7,10 @@ says what it is.
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +24,10 @@ VIDEO_SUFFIXES = (
 )  # fmt: skip
 
 
+# Warnings about what a search leaves out; the CLI prints them as "warning:" lines.
+log = logging.getLogger("ispan.files")
+
+
 def is_video_name(path: str | Path) -> bool:
     """Whether the file name has one of :data:`VIDEO_SUFFIXES` (any case)."""
     return Path(path).suffix.lower() in VIDEO_SUFFIXES
@@ -30,9 +37,36 @@ def videos_in(folder: str | Path) -> list[Path]:
     """The video files under ``folder``, recursively, sorted.
 
     Hidden folders (``.git``, ``.cache``, ...) are not searched, and symbolic links to folders
-    are not followed (no loops).
+    are not followed (no loops). Never silent about what it leaves out: a subfolder it cannot
+    read, and a video-named entry that is a symbolic link loop, a broken link or not a regular
+    file (a pipe, socket or device), are each logged as a warning on the ``ispan.files``
+    logger, which the CLI prints as one ``warning:`` line.
     """
-    return sorted(p for p in _walk(Path(folder)) if is_video_name(p) and p.is_file())
+    found = []
+    for path in _walk(Path(folder)):
+        if not is_video_name(path):
+            continue
+        problem = _not_a_file(path)
+        if problem is None:
+            found.append(path)
+        else:
+            log.warning("skipped %s: %s", path, problem)
+    return sorted(found)
+
+
+def _not_a_file(path: Path) -> str | None:
+    """Why ``path`` is not a regular file to read (None: it is one)."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return "a symbolic link to nothing (its target does not exist)"
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "a symbolic link loop (it points back to itself)"
+        return f"cannot be read ({exc.strerror or exc})"
+    if not stat.S_ISREG(mode):
+        return "not a regular file (a pipe, socket or device)"
+    return None
 
 
 def suffix_list() -> str:
@@ -40,8 +74,13 @@ def suffix_list() -> str:
     return " ".join(VIDEO_SUFFIXES)
 
 
+def _unreadable(exc: OSError) -> None:
+    where = exc.filename or "a folder"
+    log.warning("skipped folder %s: cannot list it (%s)", where, exc.strerror or exc)
+
+
 def _walk(root: Path) -> Iterator[Path]:
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+    for dirpath, dirnames, filenames in os.walk(root, onerror=_unreadable, followlinks=False):
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]  # skip .git, .cache, ...
         for name in filenames:
             yield Path(dirpath) / name
