@@ -1,0 +1,176 @@
+"""Live and remote classification with a real model: HTTP by URL, an RTMP stream served by
+FFmpeg, reconnects, failures, and the Python API that the CLI shares."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from ispan_cli import Classifier
+from ispan_cli.app import app
+from ispan_cli.inference.live import LiveOptions, run_live
+from tests.live.servers import RangeServer, RtmpServer, free_port, silent_server
+from tests.video.videogen import read_index, write_pattern_video
+
+FPS = 25
+PATTERN_FRAMES = 250  # 10 s, looped by the server
+
+
+@pytest.fixture(scope="module")
+def clf():
+    return Classifier(model="istpan-tiny-synthetic", device="cpu", segments=4)
+
+
+@pytest.fixture(scope="module")
+def pattern(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("live") / "pattern.mp4"
+    return write_pattern_video(path, "libx264", PATTERN_FRAMES, width=96, height=72, rate=FPS)
+
+
+def test_classify_by_url_equals_the_local_file(clf, pattern):
+    with RangeServer(pattern.parent) as server:
+        url = server.url(pattern.name)
+        remote = clf.classify(url)
+    local = clf.classify(str(pattern))
+    assert remote["input"] == url
+    assert remote["topk"] == local["topk"]
+    assert remote["frames"] == local["frames"]
+
+
+def test_classify_frames_is_classify_of_the_same_frames(clf, pattern):
+    from ispan_cli.video.decoder import open_video
+
+    record = clf.classify(str(pattern))
+    with open_video(pattern) as reader:  # every frame at the model's scale, as the CLI decodes
+        frames = reader.read(range(PATTERN_FRAMES), short_side=clf.predictor.preprocessing.resize)
+        times = reader.frame_times()
+    got = clf.classify_frames(frames, timestamps=times)
+    assert got["frames"]["indices"] == record["frames"]["indices"]
+    for a, b in zip(got["topk"], record["topk"], strict=True):
+        assert a["index"] == b["index"]
+        assert a["score"] == pytest.approx(b["score"], abs=1e-5)
+
+
+def test_classify_frames_refuses_wrong_arrays(clf):
+    from ispan_cli.errors import ISpanError
+
+    with pytest.raises(ISpanError, match="uint8 RGB shaped"):
+        clf.classify_frames(np.zeros((4, 8, 8), np.float32))
+
+
+def test_live_windows_arrive_while_the_stream_runs_in_order_with_the_right_frames(clf, pattern):
+    seen: dict[int, int] = {}  # frame number -> the index its pixels encode
+    arrived: list[float] = []  # wall clock of each frame's arrival
+
+    def on_frame(frame, t, fps):
+        seen[frame.number] = read_index(frame.image)
+        arrived.append(frame.arrived)
+
+    records = []
+    with RtmpServer(pattern) as server:
+        live = LiveOptions(window=1.0, stride=1.0, timeout=10)
+        for record in run_live(clf.predictor, server.url, clf.options, live, on_frame):
+            assert record["error"] is None, record
+            records.append({**record, "received": time.time()})
+            if len(records) == 4:
+                break
+    assert [r["window"]["index"] for r in records] == [0, 1, 2, 3]
+    # each window reached the caller while the stream ran: before the frames of the window
+    # after next had arrived (25 frames a second)
+    for r in records[:-1]:
+        later = round((r["window"]["end"] + 1.0) * FPS)
+        assert r["received"] < arrived[later], (r["window"], r["received"], arrived[later])
+    numbers = sorted(seen)
+    assert numbers == list(range(len(numbers)))  # no frame lost
+    first = seen[0]
+    assert all(seen[n] == (first + n) % PATTERN_FRAMES for n in numbers)  # in stream order
+    for r in records:
+        lo, hi = r["window"]["start"], r["window"]["end"]
+        assert all(lo - 1e-6 <= t < hi for t in r["frames"]["timestamps"])
+        # frame n of a constant 25 fps stream is shown at n / 25 s
+        assert r["frames"]["timestamps"] == pytest.approx([n / FPS for n in r["frames"]["indices"]])
+        assert all(n in seen for n in r["frames"]["indices"])
+        assert r["live"]["latency_s"] < 1.0  # under the window length
+        assert r["live"]["dropped_windows"] == 0
+        assert r["input"] == server.url
+
+
+@pytest.mark.slow
+def test_killed_server_is_reconnected_and_the_gap_reported(clf, pattern):
+    records = []
+    server = RtmpServer(pattern).start()
+    live = LiveOptions(window=1.0, stride=1.0, reconnect=5, timeout=3)
+    stop = threading.Event()
+    try:
+        for record in run_live(clf.predictor, server.url, clf.options, live, stop=stop):
+            records.append(record)
+            assert record["error"] is None, record
+            if len(records) == 2:
+                server.stop()
+
+                def restart():
+                    time.sleep(1.5)
+                    server.start()
+
+                threading.Thread(target=restart, daemon=True).start()
+            if any("gap" in r for r in records) and "window" in record and len(records) > 4:
+                break
+    finally:
+        stop.set()
+        server.stop()
+    gaps = [r for r in records if "gap" in r]
+    assert len(gaps) == 1, records
+    gap = gaps[0]["gap"]
+    assert gap["reconnects"] >= 1 and gap["seconds"] >= 1.0
+    after = [r for r in records[records.index(gaps[0]) + 1 :] if "window" in r]
+    assert after and all(r["window"]["start"] >= gap["end"] - 1e-6 for r in after)
+    indices = [r["window"]["index"] for r in records if "window" in r]
+    assert indices == sorted(indices)
+
+
+def test_silent_stream_server_ends_by_timeout(clf):
+    with silent_server() as server:
+        start = time.monotonic()
+        live = LiveOptions(window=1.0, stride=1.0, timeout=1.0)
+        url = f"rtmp://127.0.0.1:{server.port}/live/s"
+        records = list(run_live(clf.predictor, url, clf.options, live))
+    assert time.monotonic() - start < 10
+    assert len(records) == 1 and "no answer within 1 s" in records[0]["error"]
+
+
+def test_cli_refused_stream_is_one_error_line_without_the_password():
+    url = f"rtmp://cam:s3cret@127.0.0.1:{free_port()}/live/s"
+    result = CliRunner().invoke(app, ["classify", url, "-q", "-f", "jsonl", "--timeout", "2"])
+    assert result.exit_code == 1, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "connection refused" in errors[0], result.stderr
+    assert "s3cret" not in result.output and "s3cret" not in result.stderr
+    record = json.loads(result.stdout.splitlines()[0])
+    assert record["input"] == url.replace("s3cret", "***")
+    assert record["settings"]["window"] == 2.0  # a live source is a rolling timeline
+
+
+def test_stream_api_of_a_file_is_its_timeline(clf, pattern):
+    def untimed(records):
+        return [{k: v for k, v in r.items() if k != "timings_ms"} for r in records]
+
+    windows = untimed(clf.stream(str(pattern), window=5.0))
+    assert len(windows) == PATTERN_FRAMES // FPS // 5
+    assert windows == untimed(clf.classify(str(pattern), window=5.0))
+
+
+def test_webcam_through_v4l2():
+    devices = sorted(Path("/dev").glob("video*"))
+    if not devices:
+        pytest.skip("no camera (/dev/video*) on this machine")
+    from ispan_cli.video.decoder import open_live
+
+    with open_live(str(devices[0]), timeout=5) as reader:
+        frame = next(iter(reader.frames()))
+    assert frame.image.ndim == 3 and frame.image.dtype == np.uint8
