@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from ispan_cli.engine.config import AMP, MONITORS, SCHEDULES, TrainConfig
+from ispan_cli.engine.recipes import RECIPES
 
 D = TrainConfig()  # the defaults --help shows: one definition, in engine/config.py
 
@@ -38,6 +39,22 @@ _T = "Training"
 _D = "Data"
 _L = "Distributed"
 _S = "Stopping"
+
+
+def _by_recipe(key: str) -> str:
+    """The recipes' values of a setting, for --help (engine/recipes.py decides at run time)."""
+    shown = ", ".join(f"{r.values[key]:g} {name}" for name, r in RECIPES.items())
+    return f"by recipe: {shown}"
+
+
+def _lr_value(text: str) -> float | str:
+    """--lr: a number, or ``auto`` (the range test)."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return float(text)
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is neither a number nor auto") from None
 
 
 def _on(flag: bool) -> str:
@@ -139,19 +156,30 @@ def train(
             min=1,
         ),
     ] = None,
-    lr: Annotated[float | None, _opt("--lr", help=f"Learning rate [default: {D.lr:g}].")] = None,
+    lr: Annotated[
+        float | None,  # or "auto" (see _lr_value)
+        _opt(
+            "--lr",
+            parser=_lr_value,
+            help="Learning rate, or auto: a learning-rate range test before training chooses it "
+            f"(lr_find.png; deterministic with --seed) [default: {_by_recipe('lr')}].",
+            metavar="LR|auto",
+        ),
+    ] = None,
     schedule: Annotated[
         Schedule | None, _opt("--schedule", help=f"[default: {D.schedule}]")
     ] = None,
     warmup_epochs: Annotated[
-        float | None, _opt("--warmup-epochs", help=f"[default: {D.warmup_epochs:g}]")
+        float | None,
+        _opt("--warmup-epochs", help=f"Linear warm-up [default: {_by_recipe('warmup_epochs')}]."),
     ] = None,
     weight_decay: Annotated[
         float | None, _opt("--weight-decay", help=f"[default: {D.weight_decay:g}]")
     ] = None,
     momentum: Annotated[float | None, _opt("--momentum", help=f"[default: {D.momentum:g}]")] = None,
     dropout: Annotated[
-        float | None, _opt("--dropout", help=f"Before the classifier [default: {D.dropout:g}].")
+        float | None,
+        _opt("--dropout", help=f"Before the classifier [default: {_by_recipe('dropout')}]."),
     ] = None,
     beta: Annotated[
         float | None, _opt("--beta", help=f"Interaction loss weight [default: {D.beta:g}].")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import sys
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,8 @@ RESUMABLE_CHANGES = frozenset(
         # how long this process may run and when to give up: not what was computed so far
         "time_limit",
         "patience",
+        # where the values came from, not what they are
+        "origins",
     }
 )
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([dhms])")
@@ -98,6 +100,9 @@ class TrainConfig:
     max_steps: int = 0  # optimizer steps in all; 0: epochs x steps per epoch
     init_from: str = ""  # a model (anything --model takes) whose weights start the run
     freeze_backbone: str = ""  # "all", or the last backbone stage held still; "": none
+    lr_find: bool = False  # --lr auto: a learning-rate range test before training sets lr
+    recipe: str = ""  # the recipe that set the defaults not given (engine/recipes.py)
+    origins: dict[str, str] = field(default_factory=dict)  # setting -> where its value came from
     command: str = ""
 
     def __post_init__(self) -> None:
@@ -109,7 +114,7 @@ class TrainConfig:
             (self.epochs >= 1, "--epochs must be at least 1"),
             (self.batch_size >= 1, "--batch-size must be at least 1"),
             (self.segments >= 1, "--segments must be at least 1"),
-            (self.lr > 0, "--lr must be positive"),
+            (0 < self.lr < float("inf"), "--lr must be a positive number (or auto)"),
             (self.weight_decay >= 0, "--weight-decay must be non-negative"),
             (0 <= self.dropout < 1, "--dropout must be in [0, 1)"),
             (0 <= self.attention_warmup < 1, "--attention-warmup must be in [0, 1)"),
@@ -187,13 +192,50 @@ def parse_duration(text: str) -> float | None:
 
 
 def build_config(config_file: str | Path | None, overrides: dict[str, Any]) -> TrainConfig:
-    """Defaults, then the TOML file (flat keys, or a ``[train]`` table), then ``overrides``
-    (the options given on the command line; None values are ignored)."""
+    """Defaults, then the recipe for the run's situation (engine/recipes.py), then the TOML
+    file (flat keys, or a ``[train]`` table), then ``overrides`` (the options given on the
+    command line; None values are ignored). ``lr`` may be ``"auto"`` (a range test)."""
+    from ispan_cli.engine.recipes import apply_recipe
+
     data: dict[str, Any] = {}
+    origins: dict[str, str] = {}
     if config_file is not None:
-        data.update(check_types(read_toml(config_file), f"--config {config_file}"))
-    data.update({k: v for k, v in overrides.items() if v is not None})
-    return TrainConfig.from_dict(data)
+        where = f"--config {config_file}"
+        given = {k.replace("-", "_"): v for k, v in read_toml(config_file).items()}
+        data.update(check_types(_lr_auto(given, where), where))
+        origins.update(dict.fromkeys(given, where))
+    given = {k: v for k, v in overrides.items() if v is not None}
+    data.update(_lr_auto(given, "--lr"))
+    origins.update(dict.fromkeys((k for k in given if k != "command"), "command line"))
+    if data.get("lr_find"):
+        origins["lr"] = "lr range test (--lr auto)"
+        data.setdefault("lr", TrainConfig.lr)  # replaced by the range test's choice
+    defaults = TrainConfig().to_dict()
+    data, origins = apply_recipe(data, origins, defaults)
+    return TrainConfig.from_dict({**data, "origins": origins})
+
+
+def _lr_auto(given: dict[str, Any], where: str) -> dict[str, Any]:
+    """``lr = "auto"`` as ``lr_find = True``; a number given as text (the command line) as a
+    float."""
+    lr = given.get("lr")
+    if not isinstance(lr, str):
+        return given
+    given = dict(given)
+    if lr.strip().lower() == "auto":
+        del given["lr"]
+        given["lr_find"] = True
+        return given
+    try:
+        given["lr"] = float(lr)
+    except ValueError:
+        raise UsageError(f"{where}: lr must be a number or auto, got {lr!r}") from None
+    return given
+
+
+def explicit(origin: str | None) -> bool:
+    """Whether a setting's origin is the user's own (command line or --config file)."""
+    return origin is not None and (origin == "command line" or origin.startswith("--config"))
 
 
 def check_types(data: dict[str, Any], where: str) -> dict[str, Any]:

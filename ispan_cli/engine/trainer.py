@@ -24,7 +24,7 @@ from ispan_cli.data.check import CACHE_FILE
 from ispan_cli.data.clips import ClipSettings, GlobalBatchSampler, VideoClips, collate
 from ispan_cli.data.skips import SkipReport, check_split, write_summary
 from ispan_cli.engine import checkpoint as ckpt
-from ispan_cli.engine.config import TrainConfig, config_changes
+from ispan_cli.engine.config import TrainConfig, config_changes, explicit
 from ispan_cli.engine.distributed import (
     World,
     all_gather_objects,
@@ -38,6 +38,8 @@ from ispan_cli.engine.init_from import InitReport, freeze, frozen_modules, init_
 from ispan_cli.engine.metrics import video_loss, video_metrics
 from ispan_cli.engine.optim import freeze_partial_bn, make_optimizer, make_scheduler
 from ispan_cli.engine.precise_bn import recompute_bn_stats
+from ispan_cli.engine.recipes import RECIPE_FIELDS
+from ispan_cli.engine.recipes import describe as describe_recipe
 from ispan_cli.engine.report import plot_curves, write_metrics
 from ispan_cli.engine.scoring import score_videos
 from ispan_cli.engine.stopping import Budget, Monitor, StopSignals
@@ -157,12 +159,16 @@ class _Run:
             len(self.data.train), cfg.batch_size, world.rank, world.size, cfg.seed
         )
         self.steps = self.sampler.steps()
-        self.optimizer = make_optimizer(self.model, cfg)
-        self.scheduler = make_scheduler(self.optimizer, cfg, self.steps)
-        self.scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp == "fp16")
         if cfg.amp == "fp16" and world.device.type != "cuda":
             raise UsageError("--amp fp16 needs a GPU; use --amp bf16 or off on the CPU")
         self.amp = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[cfg.amp]
+        if cfg.lr_find and state is None:
+            self._lr_find()
+            cfg = self.cfg
+        self._message(describe_recipe(cfg))
+        self.optimizer = make_optimizer(self.model, cfg)
+        self.scheduler = make_scheduler(self.optimizer, cfg, self.steps)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp == "fp16")
         self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
         self.best = -math.inf  # validation top-1 of the best model (chosen by --monitor)
         self.history: list[dict[str, Any]] = []
@@ -185,6 +191,16 @@ class _Run:
         state = ckpt.load_state(self.last_path)
         # runs saved before output_norm existed were trained without it
         saved = TrainConfig.from_dict({"output_norm": False, **state["config"]})
+        # settings the user did not give (a recipe's, the range test's) are the run's own
+        inherited = {
+            k: getattr(saved, k)
+            for k in (*RECIPE_FIELDS, "recipe")
+            if not explicit(self.cfg.origins.get(k))
+        }
+        if inherited:
+            origins = {k: v for k, v in self.cfg.origins.items() if k not in inherited}
+            origins.update({k: v for k, v in saved.origins.items() if k in inherited})
+            self.cfg = self.cfg.replace(**inherited, origins=origins)
         changes = config_changes(saved, self.cfg)
         if changes:
             raise UsageError(
@@ -321,7 +337,66 @@ class _Run:
             self.resumable,
         )
 
-    def _train_step(self, batch: dict[str, Any]) -> None:
+    def _lr_find(self) -> None:
+        """--lr auto: the range test (engine/lr_find.py) on the training data, in an order of
+        its own; the model and the random generators are then put back as they were."""
+        from torch.utils.data import DataLoader
+
+        from ispan_cli.engine import lr_find
+
+        cfg = self.cfg
+        weights = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        rng = ckpt.rng_state()
+        optimizer = make_optimizer(self.model, cfg)
+        lrs = lr_find.rates()
+        sampler = GlobalBatchSampler(
+            len(self.data.train), cfg.batch_size, self.world.rank, self.world.size, cfg.seed + 2
+        )
+        losses: list[float] = []
+        epoch = 0
+        self.net.train()
+        self._freeze_bn()
+        while len(losses) < len(lrs):
+            sampler.set_epoch(epoch)
+            loader = DataLoader(
+                self.train_data, batch_sampler=sampler, num_workers=cfg.workers,
+                collate_fn=collate, generator=torch.Generator().manual_seed(cfg.seed + 2),
+            )  # fmt: skip
+            for batch in loader:
+                lr = lrs[len(losses)]
+                for group in optimizer.param_groups:
+                    group["lr"] = lr * (cfg.attention_lr if group.get("attention") else 1.0)
+                loss, _, _, _, _, empty = self._forward(batch)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                total, count = all_reduce_sum(
+                    [0.0 if empty else float(loss.detach()), 0.0 if empty else 1.0], self.world
+                )
+                losses.append(total / count if count else float("nan"))
+                self._emit("step", step=len(losses), steps=len(lrs),
+                           data={"loss": losses[-1], "lr": lr})  # fmt: skip
+                if len(losses) == len(lrs) or lr_find.diverged(lr_find.smooth(losses)):
+                    break
+            else:
+                epoch += 1
+                continue
+            break
+        self.model.load_state_dict(weights)
+        ckpt.set_rng_state(rng)
+        try:
+            test = lr_find.choose(lrs, losses)
+        except ValueError:
+            raise ISpanError(
+                "--lr auto: the training loss was never finite in the range test; give --lr"
+            ) from None
+        if self.world.main:
+            lr_find.plot(self.out / lr_find.LR_FIND_PNG, test)
+        self.cfg = cfg.replace(lr=test.chosen)
+        self._message(test.describe())
+
+    def _forward(self, batch: dict[str, Any]):
+        """(loss, cross-entropy, auxiliary loss, logits, labels, empty) of a training batch."""
         device = self.world.device
         for index, message in batch["failed"]:
             self._skip(self.data.train[index].path, message)
@@ -345,6 +420,10 @@ class _Run:
             loss = ce + aux
         if empty:
             loss = loss * 0.0
+        return loss, ce, aux, logits, labels, empty
+
+    def _train_step(self, batch: dict[str, Any]) -> None:
+        loss, ce, aux, logits, labels, empty = self._forward(batch)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
@@ -490,7 +569,7 @@ class _Run:
                        self._notes())  # fmt: skip
 
     def _notes(self) -> dict[str, str]:
-        notes = {}
+        notes = {"Recipe": describe_recipe(self.cfg)}
         if self.init is not None:
             notes["Initialised from"] = self.init.describe()
         if self.cfg.freeze_backbone:

@@ -1,0 +1,87 @@
+"""``--lr auto``: a learning-rate range test (Smith, "Cyclical Learning Rates", 2017; fastai's
+``lr_find``, Lightning's ``Tuner.lr_find``) before training.
+
+The learning rate grows geometrically over a few dozen steps while the loss is recorded; the
+choice is a tenth of the rate at which the smoothed loss is lowest (fastai's ``lr_min``, the
+classic rule: the minimum itself is already too hot to train at). The model, its BN statistics
+and the random generators are put back afterwards, so training then runs exactly as it would
+with ``--lr <the choice>``. Deterministic with ``--seed``. Torch-free apart from the plot.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+START, END, STEPS = 1e-5, 1.0, 60
+DIVERGED = 4.0  # stop once the smoothed loss is this many times its minimum
+SMOOTHING = 0.9  # exponential moving average of the loss, bias-corrected
+LR_FIND_PNG = "lr_find.png"
+
+
+def rates(steps: int = STEPS, start: float = START, end: float = END) -> list[float]:
+    """``steps`` learning rates from ``start`` to ``end``, evenly spaced in log scale."""
+    if steps < 2:
+        return [start]
+    ratio = (end / start) ** (1 / (steps - 1))
+    return [start * ratio**i for i in range(steps)]
+
+
+@dataclass(frozen=True)
+class RangeTest:
+    lrs: list[float]  # the rates tried, one per step
+    losses: list[float]  # the loss at each (raw)
+    smoothed: list[float]
+    chosen: float
+    best_index: int  # where the smoothed loss is lowest
+
+    def describe(self) -> str:
+        return (
+            f"lr range test: {len(self.lrs)} steps from {self.lrs[0]:.0e} to {self.lrs[-1]:.2g}; "
+            f"lowest smoothed loss {self.smoothed[self.best_index]:.3f} at lr "
+            f"{self.lrs[self.best_index]:.3g}, so lr {self.chosen:.3g} (a tenth of it); curve "
+            f"in {LR_FIND_PNG}"
+        )
+
+
+def smooth(losses: list[float]) -> list[float]:
+    out, avg = [], 0.0
+    for i, loss in enumerate(losses, 1):
+        avg = SMOOTHING * avg + (1 - SMOOTHING) * loss
+        out.append(avg / (1 - SMOOTHING**i))
+    return out
+
+
+def diverged(smoothed: list[float]) -> bool:
+    """Whether the test may stop: the last smoothed loss is not finite or far above the best."""
+    last = smoothed[-1]
+    return not math.isfinite(last) or last > DIVERGED * min(smoothed)
+
+
+def choose(lrs: list[float], losses: list[float]) -> RangeTest:
+    """The choice for the losses recorded at ``lrs[:len(losses)]``."""
+    smoothed = smooth(losses)
+    finite = [i for i, v in enumerate(smoothed) if math.isfinite(v)]
+    if not finite:
+        raise ValueError("the range test's loss was never finite")
+    best = min(finite, key=lambda i: smoothed[i])
+    return RangeTest(lrs[: len(losses)], losses, smoothed, lrs[best] / 10, best)
+
+
+def plot(path: Path, test: RangeTest) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(test.lrs, test.losses, alpha=0.3, label="loss")
+    ax.plot(test.lrs, test.smoothed, label="smoothed")
+    ax.axvline(test.chosen, color="C2", linestyle="--", label=f"chosen {test.chosen:.3g}")
+    ax.set(xscale="log", xlabel="learning rate", ylabel="training loss", title="lr range test")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
