@@ -156,6 +156,7 @@ def test_cli_refused_stream_is_one_error_line_without_the_password():
     assert record["settings"]["window"] == 2.0  # a live source is a rolling timeline
 
 
+@pytest.mark.slow
 def test_stream_api_of_a_file_is_its_timeline(clf, pattern):
     def untimed(records):
         return [{k: v for k, v in r.items() if k != "timings_ms"} for r in records]
@@ -174,3 +175,23 @@ def test_webcam_through_v4l2():
     with open_live(str(devices[0]), timeout=5) as reader:
         frame = next(iter(reader.frames()))
     assert frame.image.ndim == 3 and frame.image.dtype == np.uint8
+
+
+def test_a_window_waiting_for_a_busy_model_is_replaced_and_counted():
+    """The hand-off keeps at most one window: a newer one replaces it, counted as dropped;
+    events (gaps, the end) are never dropped."""
+    from ispan_cli.inference.live import _Event, _Handoff, _Window
+
+    def window(i):
+        return _Window(i, float(i), i + 1.0, np.zeros((1, 2, 2, 3), np.uint8), [i], [i], 0.0, False)
+
+    handoff = _Handoff()
+    handoff.put_window(window(0))
+    handoff.put_window(window(1))
+    handoff.put_window(window(2))
+    handoff.put_event(_Event(None))
+    item, dropped = handoff.take(0)
+    assert (item.index, dropped) == (2, 2)
+    item, dropped = handoff.take(0)
+    assert isinstance(item, _Event) and dropped == 0
+    assert handoff.take(0) == (None, 0)
