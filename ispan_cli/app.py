@@ -10,6 +10,7 @@ import functools
 import logging
 import math
 import os
+import signal
 import sys
 from typing import Annotated
 
@@ -184,12 +185,39 @@ _register()
 _check_numbers_everywhere(app)
 
 
+INTERRUPTED = 130  # the shell's status for a process ended by SIGINT
+
+
 def main() -> None:
     """Console-script entry point (``ispan``)."""
     try:
         app()
+    except KeyboardInterrupt:  # outside a command's body: while starting up
+        typer.echo("interrupted", err=True)
+        _exit_now(INTERRUPTED)
+    except SystemExit as exc:
+        if exc.code == INTERRUPTED:
+            _exit_now(INTERRUPTED)
+        # The command is done and its output written: a Ctrl-C now would only turn the way out
+        # (joining threads, atexit handlers) into a traceback and a death by signal.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        raise
     except ISpanError as exc:  # raised outside a subcommand (rare): still one line
         if _debug_enabled():
             raise
         _print_error(str(exc))
         sys.exit(exc.exit_code)
+
+
+def _exit_now(code: int) -> None:
+    """Ends the process at once after Ctrl-C, with what was written flushed: not waiting for
+    decoding threads or data-loader workers to wind down (each would take its time, and a
+    second Ctrl-C during that wait printed their tracebacks)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logging.shutdown()  # flushes file logs such as a run's train.log
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed or broken pipe: nothing more to deliver
+            pass
+    os._exit(code)
