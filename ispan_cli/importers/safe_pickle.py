@@ -93,6 +93,9 @@ def load_checkpoint(path: Path) -> Any:
     names: dict[str, Any] = {}
     while True:
         allowed = _numpy_dtype_classes() + [(obj, name) for name, obj in names.items()]
+        # PyTorch's message drops the "builtins." of a builtin's name (``getattr``, which
+        # mmengine's HistoryBuffer pickles for its statistics methods): allow it under both
+        allowed += [(obj, f"builtins.{name}") for name, obj in names.items()]
         try:
             with torch.serialization.safe_globals(allowed):
                 return torch.load(path, map_location="cpu", weights_only=True)

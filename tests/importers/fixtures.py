@@ -90,12 +90,24 @@ def _mmengine_classes():
             self._log_history = np.array([2.5, 1.25])
             self._count_history = np.array([1, 1])
             self.max_length = 1000000
+            # mmengine's HistoryBuffer carries its statistics methods: pickle protocol 2 writes
+            # them as getattr(HistoryBuffer, "min"), a builtin global the loader must keep inert
+            self._statistics_methods = {"min": HistoryBuffer.min, "max": HistoryBuffer.max}
+
+        def min(self):
+            return self._log_history.min()
+
+        def max(self):
+            return self._log_history.max()
 
     class ConfigDict(dict):
         pass
 
     HistoryBuffer.__module__ = "mmengine.logging.history_buffer"
     HistoryBuffer.__qualname__ = "HistoryBuffer"
+    for method in (HistoryBuffer.min, HistoryBuffer.max):
+        method.__module__ = HistoryBuffer.__module__
+        method.__qualname__ = f"HistoryBuffer.{method.__name__}"
     ConfigDict.__module__ = "mmengine.config.config"
     ConfigDict.__qualname__ = "ConfigDict"
     sys.modules["mmengine.logging.history_buffer"].HistoryBuffer = HistoryBuffer
