@@ -29,21 +29,25 @@ from typing import Any
 
 import numpy as np
 
-LAYOUTS = ("rawframes", "uv")
-METHODS = ("tvl1", "dis", "raft")
-DEFAULT_BOUND = 20.0
-JPEG_QUALITY = 95  # OpenCV's default, which dense_flow and MMAction2's extractors write with
+from ispan_cli.errors import ISpanError
+
+# The spec and its constants are torch-free facts the model loader needs too (below ``data`` in
+# the layers): one definition in ispan_cli/video/flow_spec.py, re-exported here.
+from ispan_cli.video.flow_spec import (  # noqa: F401
+    DEFAULT_BOUND,
+    FLOW_MEAN,
+    FLOW_STD,
+    JPEG_QUALITY,
+    LAYOUTS,
+    METHODS,
+    NEW_LENGTH,
+    QUANTISATION,
+    FlowSpec,
+)
+
 META_FILE = "flow.json"
 FORMAT = "ispan-flow"
 FORMAT_VERSION = 1
-QUANTISATION = "q = clip(rint(255 * (v + bound) / (2 * bound)), 0, 255)"
-
-# TSN's flow normalisation as MMAction2's TSN flow configs write it (mean 128, std 128 on the
-# 0-255 values): the checkpoints the import issue converts were trained with it. The original
-# Caffe TSN subtracted 128 only (std 1); tsn-pytorch used (v/255 - 0.5) / 0.226.
-FLOW_MEAN = 128.0
-FLOW_STD = 128.0
-NEW_LENGTH = 5  # L: flows stacked per segment (TSN), 2L input channels
 
 
 def quantise(flow: np.ndarray, bound: float = DEFAULT_BOUND) -> np.ndarray:
@@ -87,47 +91,6 @@ def detect_layout(root: str | Path) -> str:
     """``uv`` when ``root`` holds ``u/`` and ``v/`` folders, else ``rawframes``."""
     root = Path(root)
     return "uv" if (root / "u").is_dir() and (root / "v").is_dir() else "rawframes"
-
-
-@dataclass(frozen=True)
-class FlowSpec:
-    """How a flow was made: what a flow model's weights expect and ``flow.json`` records.
-
-    params: the method's settings as the algorithm reports them (e.g. TV-L1's tau, lambda...);
-    short_side: frames were scaled so their shorter side had this many pixels (None: as
-    decoded); rgb: RGB frames were written beside the flow.
-    """
-
-    method: str = "tvl1"
-    bound: float = DEFAULT_BOUND
-    layout: str = "rawframes"
-    short_side: int | None = None
-    rgb: bool = False
-    params: tuple[tuple[str, Any], ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "method": self.method,
-            "bound": self.bound,
-            "layout": self.layout,
-            "short_side": self.short_side,
-            "rgb": self.rgb,
-            "params": dict(self.params),
-            "quantisation": QUANTISATION,
-            "jpeg_quality": JPEG_QUALITY,
-            "grayscale": "ITU-R BT.601 luma of the RGB frame (OpenCV RGB2GRAY)",
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> FlowSpec:
-        return cls(
-            method=str(d["method"]),
-            bound=float(d["bound"]),
-            layout=str(d.get("layout", "rawframes")),
-            short_side=None if d.get("short_side") is None else int(d["short_side"]),
-            rgb=bool(d.get("rgb", False)),
-            params=tuple(sorted(dict(d.get("params") or {}).items())),
-        )
 
 
 @dataclass(frozen=True)
@@ -182,5 +145,5 @@ def read_meta(folder: str | Path) -> FlowMeta | None:
     path = Path(folder) / META_FILE
     try:
         return FlowMeta.from_dict(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, ISpanError):
         return None

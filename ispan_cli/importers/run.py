@@ -20,6 +20,7 @@ from ispan_cli.importers.download import download, is_url
 from ispan_cli.importers.labels import read_labels
 from ispan_cli.importers.layouts import FORMATS, Converted, convert, detect_format
 from ispan_cli.model_folder import CARD_FILE, CONFIG_FILE, atomic_write_text, sha256_file
+from ispan_cli.video.flow_spec import FlowSpec
 
 ARCHS = ("tsn", "istpan")
 HUB_PREFIX = "hub:"
@@ -283,6 +284,13 @@ def _document(converted: Converted, fetched: _Fetched, options: ImportOptions, c
         }
     else:  # flow stacks: the peer's mean = std = 128 on 0-255 flow images, recorded as theirs
         source["peer_preprocessing"] = {"mean": 128, "std": 128, "resize": resize}
+        # MMAction2's TSN flow models: TV-L1 (dense_flow), bound 20, L = channels / 2, their
+        # normalisation; the geometry (resize, crop) is the preprocessing section's, whose RGB
+        # mean/std a flow model does not use
+        doc["flow"] = FlowSpec(
+            method="tvl1", bound=20.0, length=config.in_channels // 2, mean=128.0, std=128.0
+        ).to_dict()
+        doc["preprocessing"] = {"resize": resize, "crop": config.input_size, "crops": 1}
     return doc
 
 

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from ispan_cli.errors import ISpanError
+from ispan_cli.nn.flow import adapt_first_conv
 from ispan_cli.nn.specs import BACKBONES, BackboneSpec
 from ispan_cli.nn.state_dict import state_dict_problems
 
@@ -105,7 +106,9 @@ class Backbone(nn.Module):
     read with ``weights_only=True``). ``hub:org/name`` values are fetched to such a path by
     ``ispan_cli.importers.resolve_pretrained`` before a model is built.
     in_channels: channels of each input frame (3 for RGB, 2L for L stacked flow fields); only
-        the first convolution depends on it.
+        the first convolution depends on it. RGB weights (ImageNet or a path) load into a flow
+        backbone by cross-modality pre-training (``ispan_cli.nn.flow.cross_modality``); with
+        ``none`` the first convolution keeps PyTorch's random init for its 2L inputs.
     """
 
     def __init__(self, name: str, pretrained: str | Path = "none", in_channels: int = 3) -> None:
@@ -155,6 +158,8 @@ def load_pretrained(backbone: Backbone, pretrained: str | Path) -> None:
         state, source = read_state_dict(Path(pretrained)), str(pretrained)
     state = {k.removeprefix("module."): v for k, v in state.items()}
     state = {k: v for k, v in state.items() if not k.startswith(_CLASSIFIER_PREFIXES)}
+    # a flow backbone from RGB weights: TSN's cross-modality pre-training of the first conv
+    state = adapt_first_conv(backbone.name, state, backbone.in_channels)
     problems = state_dict_problems(backbone.net.state_dict(), state)
     if problems:
         raise ISpanError(

@@ -8,6 +8,7 @@ from typing import Any
 
 from ispan_cli.errors import ISpanError
 from ispan_cli.nn.config import ModelConfig
+from ispan_cli.nn.flow import DEFAULT_LENGTH, modality_overrides
 
 
 @dataclass(frozen=True)
@@ -41,15 +42,21 @@ def create_model(
     name: str,
     num_classes: int | None = None,
     pretrained: str | Path = "none",
+    modality: str = "rgb",
+    flow_length: int = DEFAULT_LENGTH,
     **overrides: Any,
 ):
     """Builds a registered variant; ``overrides`` are ModelConfig fields (e.g. ``temporal``).
 
     pretrained: backbone weights, ``none``, ``imagenet`` or a path to a local state dict.
+    modality: ``rgb``, or ``flow``: the variant's flow stream (``ispan_cli.nn.flow``), whose
+        first convolution takes ``2 * flow_length`` channels and starts from the RGB weights by
+        cross-modality pre-training, with dropout 0.7 unless ``overrides`` set it.
     """
     from ispan_cli.nn.model import ISTPAN
 
     config = get_variant(name).config
+    overrides = {**modality_overrides(modality, flow_length), **overrides}
     if num_classes is not None:
         overrides["num_classes"] = num_classes
     if overrides.get("labels") and "num_classes" not in overrides:

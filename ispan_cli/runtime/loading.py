@@ -17,6 +17,8 @@ from ispan_cli.errors import ISpanError, UsageError
 from ispan_cli.identity import ModelIdentity
 from ispan_cli.runtime.onnx_format import ONNX_FILE
 from ispan_cli.runtime.predictor import Predictor
+from ispan_cli.video.flow_spec import SECTION as FLOW_SECTION
+from ispan_cli.video.flow_spec import FlowSpec, check_channels
 from ispan_cli.video.preprocess import PreprocessSpec
 from ispan_cli.video.sampling import SamplingSpec
 from ispan_cli.zoo import DEFAULT_MODEL
@@ -61,6 +63,23 @@ class LoadedModel:
             else self.document.get("sampling")
         )
         return SamplingSpec.from_dict(doc, self.num_segments)
+
+    @property
+    def in_channels(self) -> int:
+        return int(self.document["model"].get("in_channels", 3))
+
+    @property
+    def flow(self) -> FlowSpec | None:
+        """How a flow model's input is made (the ``"flow"`` section of config.json, which the
+        ONNX metadata carries inside the document); None for an RGB model. A flow model
+        (2L input channels) without one gets TSN's: TV-L1, bound 20, L from its channels."""
+        doc = self.document.get(FLOW_SECTION)
+        if doc is None:
+            c = self.in_channels
+            return None if c == 3 else FlowSpec(length=max(c // 2, 1))
+        spec = FlowSpec.from_dict(doc)
+        check_channels(spec, self.in_channels)
+        return spec
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -132,6 +151,7 @@ def load_model(
             loaded = _load_torch(spec, device, precision, allow_registry)
     try:
         loaded.sampling  # noqa: B018 -- checked now, not when first used
+        loaded.flow  # noqa: B018
     except ISpanError as exc:
         raise ISpanError(f"model {loaded.identity.id}: {exc}") from exc
     return loaded
