@@ -118,3 +118,21 @@ def test_live_source_through_open_video_says_what_to_do():
 def test_missing_file_keeps_its_file_error(tmp_path):
     with pytest.raises(VideoError, match="does not exist"):
         open_video(tmp_path / "none.mp4")
+
+
+def test_probe_and_list_files_take_urls(pattern, tmp_path):
+    from typer.testing import CliRunner
+
+    from ispan_cli.app import app
+    from ispan_cli.inference.inputs import expand_inputs
+
+    with RangeServer(pattern.parent) as server:
+        url = server.url("clip.mp4").replace("http://", "http://u:pw@")
+        result = CliRunner().invoke(app, ["probe", url, "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert '"num_frames": 60' in result.stdout
+    assert "pw" not in result.stdout and "u:***@" in result.stdout
+    listing = tmp_path / "sources.txt"
+    listing.write_text(f"{pattern}\nrtsp://cam/s\nhttp://h/x.mp4\n")
+    items = [i.path for i in expand_inputs([f"@{listing}"])]
+    assert items == [str(pattern), "rtsp://cam/s", "http://h/x.mp4"]
