@@ -100,3 +100,30 @@ def test_defaults_from_scratch_reach_90_percent(tmp_path: Path) -> None:
     best = max(r["val_top1"] for r in metrics_rows(run))
     assert best >= 0.9, [r["val_top1"] for r in metrics_rows(run)]
     assert "## Recipe" in (run / "best" / "README.md").read_text()
+
+
+def test_resume_keeps_the_runs_own_recipe_values(tmp_path: Path) -> None:
+    """A run saved by an ispan without recipes (lr 0.001 from the old defaults, no origins)
+    resumes under the same command: values the user did not give are the run's own."""
+    from ispan_cli.engine import checkpoint
+    from ispan_cli.engine.launch import TrainOptions, run_training
+
+    out = tmp_path / "run"
+    settings = {**SETTINGS, "synthetic_train": 8, "output": str(out)}
+    del settings["dropout"]
+    run_training(TrainOptions(settings=settings))
+    last = out / "checkpoints" / "last.pt"
+    state = checkpoint.load_state(last)
+    assert state["config"]["lr"] == RECIPES["scratch-small"].values["lr"]
+    for key in ("origins", "recipe"):
+        del state["config"][key]
+    state["config"].update(lr=0.001, dropout=0.8, warmup_epochs=0.0)
+    checkpoint.save_state(state, last)
+    run_training(TrainOptions(settings={**settings, "epochs": 2}))
+    saved = checkpoint.load_state(last)
+    assert saved["epoch"] == 2, "the run was not resumed"
+    training = saved["config"]
+    assert (training["lr"], training["dropout"], training["epochs"]) == (0.001, 0.8, 2)
+    # an explicit value that differs is still a settings change
+    with pytest.raises(UsageError, match=r"lr: 0\.001 -> 0\.5"):
+        run_training(TrainOptions(settings={**settings, "epochs": 3, "lr": 0.5}))
