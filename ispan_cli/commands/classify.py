@@ -28,6 +28,8 @@ from ispan_cli.commands.options import (
     WorkersOpt,
 )
 
+LIVE_WINDOW = 2.0  # --window for live sources (and --save-video) when none is given
+
 
 class RecordFormat(str, Enum):
     table = "table"
@@ -137,6 +139,38 @@ def classify(
             "them (it polls the file system).",
         ),
     ] = 1800.0,
+    reconnect: Annotated[
+        int,
+        typer.Option(
+            "--reconnect",
+            min=0,
+            metavar="N",
+            help="Live sources: reopen a stream that stalls or drops up to N times in a row, "
+            "with backoff (0.5 s, 1 s, 2 s ... 8 s); each gap is reported as a record.",
+        ),
+    ] = 0,
+    max_latency: Annotated[
+        float | None,
+        typer.Option(
+            "--max-latency",
+            min=0.0,
+            metavar="SECONDS",
+            help="Live sources: drop a window whose last frame arrived longer ago than this "
+            "when the model gets to it (counted in dropped_windows).",
+            show_default=False,
+        ),
+    ] = None,
+    save_video: Annotated[
+        Path | None,
+        typer.Option(
+            "--save-video",
+            metavar="OUT.mp4",
+            help="Timeline mode, one input: also write the video with the top-k of the window "
+            "in effect drawn on every frame and a strip of the top-1 class over time (H.264 "
+            "MP4, fragmented: plays in browsers, and a killed run's file still plays).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Classify the actions in videos and print the top classes with their probabilities.
 
@@ -148,7 +182,13 @@ def classify(
     from ispan_cli.errors import UsageError
     from ispan_cli.inference.job import OutputTarget
     from ispan_cli.inference.shards import detect_shard
+    from ispan_cli.video.sources import is_live_input, set_default_timeout
 
+    set_default_timeout(timeout)  # network video sources too, not only the Hub
+    if window is None and (any(is_live_input(i) for i in inputs) or save_video is not None):
+        window = LIVE_WINDOW  # a stream has no end to sample K segments of: a rolling timeline
+    if save_video is not None and (len(inputs) != 1 or inputs[0] == "-" or merge):
+        raise UsageError("--save-video takes one input (a file or a stream), without --merge")
     if window is None and (stride is not None or merge):
         raise UsageError("--stride and --merge need --window SECONDS (timeline mode)")
     if (window is not None and window <= 0) or (stride is not None and stride <= 0):
@@ -167,6 +207,7 @@ def classify(
         written = _classify(
             inputs, target, model, runtime, device, precision, timeout, segments, crops, topk,
             decoder, stream, batch_size, workers, fail_fast, window, stride, merge, quiet,
+            live=(reconnect, max_latency, save_video),
         )  # fmt: skip
     failed = written[0]
     if sharding is not None:
@@ -206,12 +247,12 @@ def _finish_shard(target, records: int, merge_wait: float, quiet: bool) -> int:
 
 def _classify(
     inputs, target, model, runtime, device, precision, timeout, segments, crops, topk, decoder,
-    stream, batch_size, workers, fail_fast, window, stride, merge, quiet,
+    stream, batch_size, workers, fail_fast, window, stride, merge, quiet, live=(0, None, None),
 ) -> tuple[int, int]:  # fmt: skip
     """Loads the model and writes the records; returns (failed, records in the file)."""
     from ispan_cli.inference.pipeline import ClassifyOptions, base_record, run_classify
     from ispan_cli.inference.resume import comparable
-    from ispan_cli.inference.timeline import merge_windows, run_timeline
+    from ispan_cli.inference.timeline import merge_windows
     from ispan_cli.runtime.loading import load_predictor
 
     if target.shard is not None:
@@ -238,7 +279,11 @@ def _classify(
     def records_for(items):
         if window is None:
             return run_classify(predictor, items, options)
-        records = run_timeline(predictor, items, options, window, stride or window)
+        from ispan_cli.inference.live import LiveOptions, timeline_records
+
+        reconnect, max_latency, save_video = live
+        live_options = LiveOptions(window, stride or window, reconnect, max_latency, timeout)
+        records = timeline_records(predictor, items, options, live_options, save_video)
         return merge_windows(records) if merge else records
 
     return _write_records(
@@ -280,11 +325,12 @@ def _write_records(inputs, records_for, target, expected, quiet, predictor, opti
                 ", left by an interrupted run",
                 highlight=False,
                 markup=False,
+                soft_wrap=True,
             )
         seen, skipped = Counter(), [0]
         items = pending_items(
             seen.through(expand_inputs(inputs, stdin=sys.stdin)), target.shard, state.done,
-            skipped,
+            skipped, resume=target.resume,
         )  # fmt: skip
         total = None
         if counted and not any(is_list_input(i) for i in inputs):
@@ -326,9 +372,12 @@ def _stream_records(records, writer, output, err, quiet, total):
                 message = record["error"]
                 if record["input"] not in message:
                     message = f"{record['input']}: {message}"
-                progress.console.print(
-                    f"error: {one_line(message)}", highlight=False, markup=False, soft_wrap=True
-                )
+                if progress.live.is_started:
+                    progress.console.print(
+                        f"error: {one_line(message)}", highlight=False, markup=False, soft_wrap=True
+                    )
+                else:  # no bar to keep clear of: a plain write (rich costs ~1 ms a line)
+                    sys.stderr.write(f"error: {one_line(message)}\n")
             progress.advance(task)
     writer.close(Console() if not output else Console(file=writer.stream))
     return failed, writer.count

@@ -120,16 +120,23 @@ class Counter:
 
 
 def pending_items(
-    items: Iterable[InputItem], shard: Shard | None, done: set[str], skipped: list[int]
+    items: Iterable[InputItem],
+    shard: Shard | None,
+    done: set[str],
+    skipped: list[int],
+    resume: bool = False,
 ) -> Iterator[InputItem]:
     """This process's share of ``items`` less those with a record already (``skipped[0]``
-    counts them)."""
+    counts them). ``resume``: an input listed twice is classified once, so that a run that was
+    killed and resumed writes what one uninterrupted run writes."""
     if shard is not None:
         items = shard.take(items)
     for item in items:
         if item.path in done:
             skipped[0] += 1
             continue
+        if resume:
+            done.add(item.path)
         yield item
 
 

@@ -180,6 +180,11 @@ def render_table(rows: list[dict[str, Any]], console=None) -> None:
             error = f"[red]error: {markup(r['error'])}[/red]"
             table.add_row(text(r["input"]), *when, error, "", "")
             continue
+        if "gap" in r:  # a live source that dropped and was reopened
+            gap = r["gap"]
+            note = f"[yellow]no frames for {gap['seconds']:.1f} s, reconnected[/yellow]"
+            table.add_row(text(r["input"]), *when, note, "", "")
+            continue
         if "segment" in r:
             classes = f"{markup(r['label'])} {r['score']:.3f}"
             table.add_row(text(r["input"]), *when, classes, f"{r['segment']['windows']} win", "")
