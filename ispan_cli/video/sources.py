@@ -20,6 +20,8 @@ REMOTE_SCHEMES = ("http", "https", "ftp")
 # Live: no end, no seeking; classified as a rolling timeline.
 LIVE_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "rtmpt", "udp", "srt", "rtp", "tcp")
 WEBCAM_PREFIX = "webcam:"
+# http(s) URLs that name a live stream rather than a file: HLS playlists
+LIVE_SUFFIXES = (".m3u8",)
 # FFmpeg's read/connect timeout option for each protocol, in microseconds. RTSP names it
 # ``timeout`` (``stimeout`` before FFmpeg 5); the others ``rw_timeout`` (every protocol honours
 # it through the generic AVIOContext layer).
@@ -93,6 +95,8 @@ def parse_source(text: str) -> Source:
     if match:
         scheme = match.group(1).lower()
         display = mask_credentials(text)
+        if scheme in REMOTE_SCHEMES and _is_playlist(text):
+            return Source("live", text, display, scheme)  # HLS: a live playlist, no end
         if scheme in REMOTE_SCHEMES:
             return Source("remote", text, display, scheme)
         if scheme in LIVE_SCHEMES:
@@ -108,6 +112,10 @@ def parse_source(text: str) -> Source:
             f"{known}"
         )
     return Source("file", text, text)
+
+
+def _is_playlist(url: str) -> bool:
+    return urlsplit(url).path.lower().endswith(LIVE_SUFFIXES)
 
 
 def webcam_source(device: str, text: str) -> Source:

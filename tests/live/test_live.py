@@ -195,3 +195,34 @@ def test_a_window_waiting_for_a_busy_model_is_replaced_and_counted():
     item, dropped = handoff.take(0)
     assert isinstance(item, _Event) and dropped == 0
     assert handoff.take(0) == (None, 0)
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_cleanly_with_a_complete_output(pattern, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    out = tmp_path / "live.json"
+    with RtmpServer(pattern) as server:
+        cmd = [sys.executable, "-m", "ispan_cli", "classify", server.url, "--window", "1",
+               "--segments", "4", "-q", "-o", str(out)]  # fmt: skip
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and proc.poll() is None:
+                if out.exists() and out.read_text().count('"window"') >= 2:
+                    break
+                time.sleep(0.1)
+            assert proc.poll() is None, proc.communicate()
+            os.kill(proc.pid, signal.SIGINT)
+            _, stderr = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert proc.returncode == 0, stderr
+    assert "Traceback" not in stderr
+    records = json.loads(out.read_text())  # a whole JSON array: the writer was closed
+    assert len(records) >= 2 and all(r["error"] is None for r in records)
+    assert [r["window"]["index"] for r in records] == list(range(len(records)))

@@ -33,6 +33,7 @@ def pattern(tmp_path_factory):
         ("file:///tmp/x.mp4", "file"),
         ("http://h/x.mp4", "remote"),
         ("HTTPS://h/x.mp4", "remote"),
+        ("https://h/live/index.m3u8?t=1", "live"),
         ("rtsp://cam/s", "live"),
         ("rtmp://h/live/s", "live"),
         ("udp://239.0.0.1:1234", "live"),
