@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from ispan_cli.engine.config import AMP, MONITORS, SCHEDULES, TrainConfig
+from ispan_cli.engine.config import AMP, MODALITIES, MONITORS, SCHEDULES, TrainConfig
 from ispan_cli.engine.recipes import RECIPES
 
 D = TrainConfig()  # the defaults --help shows: one definition, in engine/config.py
@@ -31,6 +31,7 @@ def _choices(name: str, values: tuple[str, ...]) -> type[Enum]:
 
 
 Schedule = _choices("Schedule", SCHEDULES)
+Modality = _choices("Modality", MODALITIES)
 Amp = _choices("Amp", AMP)
 Monitor = _choices("Monitor", MONITORS)
 
@@ -39,6 +40,7 @@ _T = "Training"
 _D = "Data"
 _L = "Distributed"
 _S = "Stopping"
+_K = "Tracking"
 
 
 def _by_recipe(key: str) -> str:
@@ -94,6 +96,37 @@ def train(
             help="Folder holding the dataset (for "
             "list: a list file or a folder of train/val lists).",
             panel=_D,
+        ),
+    ] = None,
+    modality: Annotated[
+        Modality | None,
+        _opt(
+            "--modality",
+            help="rgb (frames) or flow: the flow stream of --arch (2L input channels, "
+            "ImageNet weights by cross-modality pre-training, dropout 0.7 when fine-tuning), "
+            "trained on the flow under --flow-root; its model folder records how that flow was "
+            f"made [default: {D.modality}].",
+            panel=_D,
+        ),
+    ] = None,
+    flow_root: Annotated[
+        str | None,
+        _opt(
+            "--flow-root",
+            help="--modality flow: the folder `ispan flow extract` wrote for the dataset's "
+            "videos (either layout; a video's flow is found under its path relative to "
+            "--data-root, <class>/<video> or <video>).",
+            panel=_D,
+        ),
+    ] = None,
+    flow_length: Annotated[
+        int | None,
+        _opt(
+            "--flow-length",
+            help=f"--modality flow: L, flows stacked per segment [default: {D.flow_length}].",
+            panel=_D,
+            min=1,
+            max=64,
         ),
     ] = None,
     split: Annotated[
@@ -316,6 +349,34 @@ def train(
         ),
     ] = None,
     max_skipped: MaxSkippedOpt = None,
+    log: Annotated[
+        str | None,
+        _opt(
+            "--log",
+            help="Experiment trackers, comma-separated: tensorboard (RUN/tb), mlflow, wandb; each "
+            "an extra (pip install 'ispan[tensorboard]'). Rank 0 logs; a tracker that fails "
+            "warns once and training goes on; a resume continues the same tracker run.",
+            panel=_K,
+        ),
+    ] = None,
+    mlflow_uri: Annotated[
+        str | None,
+        _opt(
+            "--mlflow-uri",
+            help="MLflow tracking server [default: $MLFLOW_TRACKING_URI, else RUN/mlruns].",
+            panel=_K,
+        ),
+    ] = None,
+    experiment: Annotated[
+        str | None,
+        _opt("--experiment", help="MLflow experiment / W&B project [default: ispan].", panel=_K),
+    ] = None,
+    run_name: Annotated[
+        str | None,
+        _opt(
+            "--run-name", help="Tracker run name [default: the --output folder's name].", panel=_K
+        ),
+    ] = None,
     patience: Annotated[
         int | None,
         _opt(

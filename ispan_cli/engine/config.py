@@ -20,6 +20,9 @@ SCHEDULES = ("cosine", "step", "constant")
 AMP = ("off", "bf16", "fp16")
 # --monitor: the validation figure --patience watches and the best model is chosen by
 MONITORS = ("top1", "mean_class", "loss")
+# --modality: the streams ispan_cli.nn.flow builds (nn.flow.MODALITIES; a test keeps the two
+# equal: importing ispan_cli.nn here would import torch into `ispan --help`)
+MODALITIES = ("rgb", "flow")
 # [ours] attention warm-up and learning-rate multiplier (see engine/optim.make_scheduler)
 ATTENTION_WARMUP = 0.0
 ATTENTION_LR = 1.0
@@ -40,8 +43,12 @@ RESUMABLE_CHANGES = frozenset(
         # how long this process may run and when to give up: not what was computed so far
         "time_limit",
         "patience",
-        # where the values came from, not what they are
+        # where the values came from, not what they are; where they are logged
         "origins",
+        "log",
+        "mlflow_uri",
+        "experiment",
+        "run_name",
     }
 )
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([dhms])")
@@ -99,10 +106,17 @@ class TrainConfig:
     time_limit: str = ""  # wall-clock budget of this process ("2h30m"); "": none
     max_steps: int = 0  # optimizer steps in all; 0: epochs x steps per epoch
     init_from: str = ""  # a model (anything --model takes) whose weights start the run
+    modality: str = "rgb"  # rgb | flow: the stream trained (issue 16, ispan_cli/nn/flow.py)
+    flow_root: str = ""  # --modality flow: the folder of extracted flow (either layout)
+    flow_length: int = 5  # L: flows stacked per segment, 2L input channels (TSN: 5)
     freeze_backbone: str = ""  # "all", or the last backbone stage held still; "": none
     lr_find: bool = False  # --lr auto: a learning-rate range test before training sets lr
     recipe: str = ""  # the recipe that set the defaults not given (engine/recipes.py)
     origins: dict[str, str] = field(default_factory=dict)  # setting -> where its value came from
+    log: str = ""  # experiment trackers, comma-separated (engine/trackers.py)
+    mlflow_uri: str = ""  # "": MLFLOW_TRACKING_URI, else RUN/mlruns
+    experiment: str = ""  # tracker experiment (MLflow) or project (W&B); "": ispan
+    run_name: str = ""  # tracker run name; "": the run folder's name
     command: str = ""
 
     def __post_init__(self) -> None:
@@ -124,12 +138,21 @@ class TrainConfig:
             (self.monitor in MONITORS, f"--monitor must be one of {', '.join(MONITORS)}"),
             (self.patience >= 0, "--patience must be non-negative (0: off)"),
             (self.max_steps >= 0, "--max-steps must be non-negative (0: off)"),
+            (self.modality in MODALITIES, f"--modality must be one of {', '.join(MODALITIES)}"),
+            (
+                self.modality == "rgb" or bool(self.flow_root),
+                "--modality flow needs --flow-root DIR (the flow `ispan flow extract` wrote)",
+            ),
+            (1 <= self.flow_length <= 64, "--flow-length must be in 1..64 (TSN uses 5)"),
         ]
         for ok, message in checks:
             if not ok:
                 raise UsageError(message)
         check_fraction(self.max_skipped)
         parse_duration(self.time_limit)
+        from ispan_cli.engine.trackers import parse_trackers  # torch-free
+
+        parse_trackers(self.log)
 
     @property
     def time_limit_s(self) -> float | None:

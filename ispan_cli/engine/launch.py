@@ -15,6 +15,7 @@ from ispan_cli.engine.checkpoint import CHECKPOINTS
 from ispan_cli.engine.config import TrainConfig, build_config
 from ispan_cli.engine.distributed import env_world, launch
 from ispan_cli.engine.events import Reporter
+from ispan_cli.engine.trackers import check_installed, parse_trackers
 from ispan_cli.errors import ISpanError, UsageError
 from ispan_cli.terminal import visible
 
@@ -84,6 +85,7 @@ def run_training(options: TrainOptions, reporter: Reporter | None = None) -> Tra
     ``reporter`` must be picklable when workers are launched: it runs in the rank-0 worker.
     """
     cfg = options.config()
+    check_installed(parse_trackers(cfg.log))  # before the run folder is made
     if options.gpus:
         _check_gpus(options.gpus)
     placed = env_world()

@@ -21,7 +21,8 @@ import torch.nn.functional as F
 
 from ispan_cli.data import load_dataset
 from ispan_cli.data.check import CACHE_FILE
-from ispan_cli.data.clips import ClipSettings, GlobalBatchSampler, VideoClips, collate
+from ispan_cli.data.clips import ClipSettings, GlobalBatchSampler, collate
+from ispan_cli.data.flow_clips import clips_for, flow_spec_for, with_flow
 from ispan_cli.data.skips import SkipReport, check_split, write_summary
 from ispan_cli.engine import checkpoint as ckpt
 from ispan_cli.engine.config import TrainConfig, config_changes, explicit
@@ -43,6 +44,7 @@ from ispan_cli.engine.recipes import describe as describe_recipe
 from ispan_cli.engine.report import plot_curves, write_metrics
 from ispan_cli.engine.scoring import score_videos
 from ispan_cli.engine.stopping import Budget, Monitor, StopSignals
+from ispan_cli.engine.trackers import Trackers, check_installed, open_trackers, parse_trackers
 from ispan_cli.errors import ISpanError, UsageError
 from ispan_cli.video.preprocess import default_spec
 
@@ -51,6 +53,7 @@ RUN_LOG = "train.log"
 SHOWN_SKIPS = 5  # skipped videos named on the terminal; train.log names every one
 CHECKPOINTS = ckpt.CHECKPOINTS
 BEST_MODEL = "best"
+TRACK_EVERY = 5  # steps between the trackers' step-level scalars
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,8 @@ class _Run:
     def run(self) -> TrainResult:
         cfg, world = self.cfg, self.world
         state = self._resume_state()
+        self.tracker_names = parse_trackers(cfg.log) if world.main else ()
+        check_installed(self.tracker_names)  # before any work: a missing extra is one line
         if world.main:
             self.out.mkdir(parents=True, exist_ok=True)
             self._log_to_file()
@@ -126,9 +131,12 @@ class _Run:
 
         # the weights come from the resumed state, or from --init-from
         pretrained = "none" if state is not None or cfg.init_from else cfg.pretrained
+        # --modality flow: the flow the model trains on says how it was made (its FlowSpec)
+        self.flow = flow_spec_for(cfg, self.data)
         self.model = create_model(
-            cfg.arch, labels=self.data.classes, pretrained=pretrained, **overrides
-        )
+            cfg.arch, labels=self.data.classes, pretrained=pretrained, modality=cfg.modality,
+            flow_length=cfg.flow_length, **overrides,
+        )  # fmt: skip
         self.frozen = frozen_modules(self.model, cfg.freeze_backbone)
         if cfg.init_from and state is None:
             self.init = init_from(self.model, cfg.init_from, self.data.classes)
@@ -154,7 +162,8 @@ class _Run:
         settings = ClipSettings(
             cfg.segments, self.spec, True, cfg.seed, cfg.decoder, cfg.flip, synthetic_seed=cfg.split
         )
-        self.train_data = VideoClips(self.data.train, settings)
+        settings = with_flow(settings, self.flow, cfg.flow_root, cfg.data_root)
+        self.train_data = clips_for(self.data.train, settings)
         self.sampler = GlobalBatchSampler(
             len(self.data.train), cfg.batch_size, world.rank, world.size, cfg.seed
         )
@@ -175,7 +184,22 @@ class _Run:
         self.partial = _zero_sums()
         if state is not None:
             self._load(state)
-        return self._loop(resumed=state is not None)
+        self.trackers = Trackers([], self._warn)
+        if self.tracker_names:
+            ids = state.get("trackers", {}) if state is not None else {}
+            options = {"mlflow_uri": cfg.mlflow_uri, "experiment": cfg.experiment,
+                       "run_name": cfg.run_name}  # fmt: skip
+            try:
+                self.trackers = open_trackers(
+                    self.tracker_names, self.out, ids, self.global_step, options, self._warn
+                )
+            except Exception as exc:  # a tracker that cannot start does not stop training
+                self._warn(f"warning: --log {cfg.log}: could not start ({exc}); training without")
+            self.trackers.params(self.cfg.to_dict())
+        try:
+            return self._loop(resumed=state is not None)
+        finally:
+            self.trackers.close()
 
     def _resume_state(self) -> dict[str, Any] | None:
         exists = self.last_path.is_file()
@@ -309,6 +333,7 @@ class _Run:
             if self.improved:
                 self._save_last(best=True)
             self._emit("epoch", epoch=epoch, data=row)
+            self._track_epoch(row)
         if not self.stopped:
             self.stopped = self._stop_reason()
         if world.main:
@@ -319,6 +344,8 @@ class _Run:
             elif self.stopped:
                 self._write_card()
         best = self.out / BEST_MODEL
+        if world.main and best.is_dir() and not self.resumable:
+            self.trackers.artifacts(best)
         if self.stopped:
             self._message(f"stopped: {self.stopped}")
         self._emit(
@@ -403,8 +430,8 @@ class _Run:
         clips = batch["clips"]
         empty = clips is None
         if empty:  # every video of this rank's share failed: a zero-weight step keeps DDP in step
-            s = self.spec.crop
-            clips = torch.zeros(1, self.cfg.segments, 3, s, s)
+            s, c = self.spec.crop, self.model.config.in_channels
+            clips = torch.zeros(1, self.cfg.segments, c, s, s)
             labels = torch.zeros(1, dtype=torch.long)
         else:
             labels = batch["labels"]
@@ -429,6 +456,17 @@ class _Run:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
+        if self.trackers.active and (self.global_step + 1) % TRACK_EVERY == 0 and not empty:
+            lrs = self.scheduler.get_last_lr()
+            values = {"train/loss": float(loss.detach()), "train/ce": float(ce.detach()),
+                      "lr/main": lrs[0], "lr/attention": lrs[2]}  # fmt: skip
+            values.update(
+                {
+                    f"train/aux_{k}": float(v.detach())
+                    for k, v in self.model.auxiliary_losses().items()
+                }
+            )
+            self.trackers.metrics(values, self.global_step + 1)
         if not empty:
             n = len(labels)
             p = self.partial
@@ -516,11 +554,42 @@ class _Run:
         self._freeze_bn()
         recompute_bn_stats(self.model, batches(), self.world)
 
+    def _track_epoch(self, row: dict[str, Any]) -> None:
+        """An epoch's metrics (and the confusion matrix, when it was evaluated) to the
+        trackers, at the epoch's last step."""
+        if not self.trackers.active:
+            return
+        values = {}
+        for key, value in row.items():
+            if key in ("epoch", "step"):
+                continue
+            for prefix, group in (("val_", "val/"), ("train_", "train_epoch/")):
+                if key.startswith(prefix):
+                    values[group + key.removeprefix(prefix)] = value
+                    break
+            else:
+                values[f"epoch/{key}"] = value
+        self.trackers.metrics(values, row["step"])
+        confusion = getattr(self, "_confusion", None)
+        if confusion is not None and confusion[0] == row["epoch"]:
+            import tempfile
+
+            from ispan_cli.engine.evaluation import plot_confusion
+
+            with tempfile.TemporaryDirectory() as tmp:
+                png = Path(tmp) / "confusion.png"
+                plot_confusion(png, confusion[1], self.data.classes)
+                self.trackers.image("val/confusion", png, row["step"])
+
+    def _warn(self, text: str) -> None:
+        self._emit("message", data={"text": text})
+
     def _evaluate(self, epoch: int) -> dict[str, Any]:
         cfg = self.cfg
         settings = ClipSettings(
             cfg.segments, self.spec, False, cfg.seed, cfg.decoder, synthetic_seed=cfg.split
         )
+        settings = with_flow(settings, self.flow, cfg.flow_root, cfg.data_root)
         total = len(self.data.test)
 
         def progress(done: int, mine: int) -> None:
@@ -541,6 +610,7 @@ class _Run:
         m = video_metrics(scores.logits, scores.labels, len(self.data.classes))
         if m.videos == 0 and total:
             raise ISpanError(f"none of the {total} validation videos could be read; see {RUN_LOG}")
+        self._confusion = (epoch + 1, m.confusion)  # for the trackers' image
         return {
             "val_videos": m.videos,
             "val_top1": m.top1,
@@ -558,7 +628,7 @@ class _Run:
     def _export(self, row: dict[str, Any]) -> None:
         export_best(
             self.model, self.out / BEST_MODEL, self.cfg, self.data, self.spec, row, self.skips,
-            self._notes(),
+            self._notes(), flow=self.flow,
         )  # fmt: skip
 
     def _write_card(self) -> None:
@@ -638,6 +708,7 @@ class _Run:
             "best": self.best,
             "monitor": self.monitor.to_dict(),
             "init": self.init.to_dict() if self.init is not None else {},
+            "trackers": self.trackers.run_ids(),
             "history": self.history,
             "partial": self.partial,
             "skipped_later": self.later,
