@@ -1,4 +1,4 @@
-"""`classify --resume` and list files, on real encoded videos with the bundled model.
+"""`classify --resume` and list files, on real encoded list_videos with the bundled model.
 
 Every run's records are compared with one uninterrupted run (timings aside): a resumed file must
 hold exactly the records a single run writes, in the same order.
@@ -18,65 +18,12 @@ import time
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from ispan_cli.app import app
-from tests.inference.schema import check_record
-from tests.video.videogen import write_pattern_video
+from tests.inference.conftest import classify, read_jsonl, strip_timings
 
-runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def videos(tmp_path_factory):
-    root = tmp_path_factory.mktemp("resume-videos")
-    paths = [
-        write_pattern_video(root / f"v{i}.mp4", "libx264", 20 + 3 * i, width=170, height=128)
-        for i in range(6)
-    ]
-    (root / "broken.mp4").write_bytes(b"not a video")
-    inputs = [*map(str, paths[:3]), str(root / "broken.mp4"), str(root / "missing.mp4")]
-    inputs += map(str, paths[3:])
-    listing = root / "list.txt"
-    listing.write_text("".join(f"{p}\n" for p in inputs))
-    return {"paths": paths, "inputs": inputs, "list": listing, "root": root}
-
-
-def _strip(records: list[dict]) -> list[dict]:
-    """Records without their timings, scores to 6 decimals: another batch composition (batch 1
-    against 4, or a shard's batches) may change a score in its last float bits."""
-    out = []
-    for r in records:
-        r = {k: v for k, v in r.items() if k != "timings_ms"}
-        r["topk"] = [{**t, "score": round(t["score"], 6)} for t in r["topk"]]
-        out.append(r)
-    return out
-
-
-def _jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
-
-
-def _classify(*args: str):
-    return runner.invoke(app, ["classify", *args])
-
-
-@pytest.fixture(scope="module")
-def reference(videos, tmp_path_factory):
-    """One uninterrupted run over the list, as jsonl and csv."""
-    out = tmp_path_factory.mktemp("ref") / "ref.jsonl"
-    result = _classify(str(videos["list"]), "-o", str(out), "-q")
-    assert result.exit_code == 1, result.output  # two inputs fail
-    records = _jsonl(out)
-    assert [r["input"] for r in records] == videos["inputs"]  # a list file, in order
-    for r in records:
-        check_record(r)
-    assert records[0]["settings"] == {
-        "segments": 8, "crops": 1, "topk": 5, "decoder": "auto", "stream": None
-    }  # fmt: skip
-    out_csv = out.with_suffix(".csv")
-    _classify(str(videos["list"]), "-o", str(out_csv), "-q")
-    return {"jsonl": records, "csv": out_csv.read_text()}
+_strip = strip_timings
+_jsonl = read_jsonl
+_classify = classify
 
 
 def _csv_rows(text: str) -> list[dict]:
@@ -87,24 +34,24 @@ def _csv_rows(text: str) -> list[dict]:
     return rows
 
 
-def test_resume_skips_what_is_there_and_appends_the_rest(videos, reference, tmp_path):
+def test_resume_skips_what_is_there_and_appends_the_rest(list_videos, reference, tmp_path):
     out = tmp_path / "out.jsonl"
     first = tmp_path / "first.txt"
-    first.write_text("".join(f"{p}\n" for p in videos["inputs"][:4]))
+    first.write_text("".join(f"{p}\n" for p in list_videos["inputs"][:4]))
     _classify(str(first), "-o", str(out), "-q", "--resume")
     assert len(_jsonl(out)) == 4
     before = out.read_bytes()
-    result = _classify(f"@{videos['list']}", "-o", str(out), "--resume")  # @FILE: a list too
+    result = _classify(f"@{list_videos['list']}", "-o", str(out), "--resume")  # @FILE: a list too
     assert out.read_bytes().startswith(before)  # appended, the old records untouched
     assert _strip(_jsonl(out)) == _strip(reference["jsonl"])
     assert "3 of 4 input(s) classified, 1 failed, 4 already in" in result.stderr
-    again = _classify(str(videos["list"]), "-o", str(out), "--resume")
+    again = _classify(str(list_videos["list"]), "-o", str(out), "--resume")
     assert again.exit_code == 0 and "0 of 0 input(s)" in again.stderr  # nothing left to do
     assert _strip(_jsonl(out)) == _strip(reference["jsonl"])
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "csv"])
-def test_a_torn_last_line_is_dropped_with_a_note(videos, reference, tmp_path, fmt):
+def test_a_torn_last_line_is_dropped_with_a_note(list_videos, reference, tmp_path, fmt):
     out = tmp_path / f"out.{fmt}"
     full = (
         "".join(json.dumps(r) + "\n" for r in reference["jsonl"])
@@ -113,7 +60,7 @@ def test_a_torn_last_line_is_dropped_with_a_note(videos, reference, tmp_path, fm
     )
     lines = full.splitlines(keepends=True)
     out.write_text("".join(lines[:4]) + lines[4][: len(lines[4]) // 2])  # killed mid-line
-    result = _classify(str(videos["list"]), "-o", str(out), "--resume")
+    result = _classify(str(list_videos["list"]), "-o", str(out), "--resume")
     assert result.exit_code == 1  # the broken and missing inputs fail again... one of them
     assert "note: --resume dropped a torn last" in result.stderr
     assert "left by an interrupted run" in result.stderr
@@ -123,13 +70,13 @@ def test_a_torn_last_line_is_dropped_with_a_note(videos, reference, tmp_path, fm
         assert _csv_rows(out.read_text()) == _csv_rows(reference["csv"])
 
 
-def test_a_csv_record_cut_inside_a_quoted_field_is_torn_too(videos, reference, tmp_path):
+def test_a_csv_record_cut_inside_a_quoted_field_is_torn_too(list_videos, reference, tmp_path):
     out = tmp_path / "out.csv"
     text = reference["csv"]
     cut = text.index('"{', text.index("\n") + 1) + 2  # inside the quoted settings cell
     # as if cut right after a newline inside a quoted field (a file name can hold one)
     out.write_text(text[:cut] + "\n")
-    result = _classify(str(videos["list"]), "-o", str(out), "--resume")
+    result = _classify(str(list_videos["list"]), "-o", str(out), "--resume")
     assert "note: --resume dropped a torn last record" in result.stderr
     assert _csv_rows(out.read_text()) == _csv_rows(reference["csv"])
 
@@ -143,38 +90,38 @@ def test_a_csv_record_cut_inside_a_quoted_field_is_torn_too(videos, reference, t
         (["--model", "istpan-tiny-placeholder"], "model: "),
     ],
 )
-def test_other_settings_are_refused_listing_the_differences(videos, tmp_path, args, listed):
+def test_other_settings_are_refused_listing_the_differences(list_videos, tmp_path, args, listed):
     out = tmp_path / "out.jsonl"
-    _classify(str(videos["paths"][0]), "-o", str(out), "-q", "--resume")
+    _classify(str(list_videos["paths"][0]), "-o", str(out), "-q", "--resume")
     before = out.read_bytes()
-    result = _classify(str(videos["list"]), "-o", str(out), "--resume", *args)
+    result = _classify(str(list_videos["list"]), "-o", str(out), "--resume", *args)
     assert result.exit_code == 1
     (line,) = [ln for ln in result.stderr.splitlines() if ln.startswith("error:")]
     assert "written with other settings" in line and listed in line
     assert out.read_bytes() == before  # nothing written
 
 
-def test_resume_needs_an_appendable_output(videos, tmp_path):
-    result = _classify(str(videos["paths"][0]), "--resume", "-f", "jsonl")
+def test_resume_needs_an_appendable_output(list_videos, tmp_path):
+    result = _classify(str(list_videos["paths"][0]), "--resume", "-f", "jsonl")
     assert result.exit_code == 2 and "--resume needs --output" in result.stderr
-    result = _classify(str(videos["paths"][0]), "--resume", "-o", str(tmp_path / "o.json"))
+    result = _classify(str(list_videos["paths"][0]), "--resume", "-o", str(tmp_path / "o.json"))
     assert result.exit_code == 2 and "not json" in result.stderr
     old = tmp_path / "old.jsonl"
     old.write_text('{"input": "a"}\n')
-    result = _classify(str(videos["paths"][0]), "--resume", "-o", str(old))
+    result = _classify(str(list_videos["paths"][0]), "--resume", "-o", str(old))
     assert result.exit_code == 1 and "record 1: its records carry no settings" in result.stderr
     damaged = tmp_path / "damaged.jsonl"
-    _classify(str(videos["paths"][0]), "-o", str(damaged), "-q")
+    _classify(str(list_videos["paths"][0]), "-o", str(damaged), "-q")
     damaged.write_text(damaged.read_text() + "not json\n" + damaged.read_text())
-    result = _classify(str(videos["paths"][0]), "--resume", "-o", str(damaged))
+    result = _classify(str(list_videos["paths"][0]), "--resume", "-o", str(damaged))
     assert result.exit_code == 1 and "line 2 of" in result.stderr
     assert "is not a classify record" in result.stderr
 
 
-def test_timeline_mode_resumes_by_whole_videos(videos, tmp_path):
+def test_timeline_mode_resumes_by_whole_videos(list_videos, tmp_path):
     args = ["--window", "0.4", "--stride", "0.4", "-q"]
     ref, out = tmp_path / "ref.jsonl", tmp_path / "out.jsonl"
-    inputs = list(map(str, videos["paths"][:2]))
+    inputs = list(map(str, list_videos["paths"][:2]))
     _classify(*inputs, "-o", str(ref), *args)
     records = _jsonl(ref)
     first = sum(r["input"] == inputs[0] for r in records)
@@ -217,24 +164,24 @@ def _kill_at_random(
     ("seed", "max_kills"),
     [(0, 1), *(pytest.param(s, 4, marks=pytest.mark.slow) for s in (1, 2, 3, 4))],
 )
-def test_resume_after_sigkill_at_random_points(videos, reference, tmp_path, seed, max_kills):
+def test_resume_after_sigkill_at_random_points(list_videos, reference, tmp_path, seed, max_kills):
     out = tmp_path / "out.jsonl"
     many = tmp_path / "many.txt"  # each input three times over: more records to kill among
-    inputs = [p for _ in range(3) for p in videos["inputs"]]
+    inputs = [p for _ in range(3) for p in list_videos["inputs"]]
     many.write_text("".join(f"{p}\n" for p in inputs))
     cmd = [sys.executable, "-m", "ispan_cli", "classify", str(many), "-o", str(out),
            "--resume", "-q", "--batch-size", "1", "--workers", "1"]  # fmt: skip
-    kills = _kill_at_random(cmd, out, random.Random(seed), len(videos["inputs"]), max_kills)
+    kills = _kill_at_random(cmd, out, random.Random(seed), len(list_videos["inputs"]), max_kills)
     assert kills >= 1
     records = _jsonl(out)  # every line parses: no torn line is left behind
     # an input listed three times has one record: inputs are keyed by their string
-    assert [r["input"] for r in records] == videos["inputs"]
+    assert [r["input"] for r in records] == list_videos["inputs"]
     assert _strip(records) == _strip(reference["jsonl"])
 
 
-def test_list_file_errors_are_records(videos, tmp_path):
+def test_list_file_errors_are_records(list_videos, tmp_path):
     out = tmp_path / "out.jsonl"
-    result = _classify(str(tmp_path / "absent.txt"), str(videos["paths"][0]), "-o", str(out))
+    result = _classify(str(tmp_path / "absent.txt"), str(list_videos["paths"][0]), "-o", str(out))
     assert result.exit_code == 1
     records = _jsonl(out)
     assert "list file" in records[0]["error"] and "does not exist" in records[0]["error"]
