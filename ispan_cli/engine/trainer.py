@@ -35,6 +35,7 @@ from ispan_cli.engine.distributed import (
 )
 from ispan_cli.engine.events import Reporter, TrainEvent
 from ispan_cli.engine.export import export_best, write_card
+from ispan_cli.engine.html_report import RUN_CONFUSION_CSV, write_confusion_csv, write_report
 from ispan_cli.engine.init_from import InitReport, freeze, frozen_modules, init_from
 from ispan_cli.engine.metrics import video_loss, video_metrics
 from ispan_cli.engine.optim import freeze_partial_bn, make_optimizer, make_scheduler
@@ -346,6 +347,8 @@ class _Run:
         best = self.out / BEST_MODEL
         if world.main and best.is_dir() and not self.resumable:
             self.trackers.artifacts(best)
+        if world.main and self.history:
+            write_report(self.out)
         if self.stopped:
             self._message(f"stopped: {self.stopped}")
         self._emit(
@@ -518,6 +521,9 @@ class _Run:
             self.best = row["val_top1"]
             if self.world.main:
                 self._export(row)
+                write_confusion_csv(
+                    self.out / RUN_CONFUSION_CSV, self._confusion[1], self.data.classes
+                )
         return row
 
     def _precise_bn(self, epoch: int) -> None:

@@ -64,6 +64,12 @@ def test_patience_stops_on_a_plateau(tmp_path: Path) -> None:
     card = (run / "best" / "README.md").read_text()
     assert "## Why training stopped" in card and "did not improve in 2 evaluation(s)" in card
     assert summary.stopped.startswith("early stopping") and not summary.resumable
+    # the run's report: curves embedded, the class names in the confusion matrix
+    from ispan_cli.data.synthetic import LABELS
+    from tests.engine.test_html_report import read_page
+
+    page = read_page(run / "report.html")
+    assert len(page.images) == 1 and all(name in "".join(page.text) for name in LABELS)
     # the same settings again resume a run that is over: nothing more is trained
     run_training(TrainOptions(settings=settings))
     assert len(metrics_rows(run)) == 3
