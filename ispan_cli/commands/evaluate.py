@@ -70,14 +70,52 @@ def evaluate(
         ),
     ] = EvaluateOptions.max_skipped,
     timeout: TimeoutOpt = None,
+    flow_model: Annotated[
+        str | None,
+        typer.Option(
+            "--flow-model",
+            help="Two streams: this flow model (ispan train --modality flow, or an imported "
+            "MMAction2 flow checkpoint) is scored on the same videos as --model (the RGB "
+            "stream); each stream's and the fused metrics are reported. Needs --flow-root.",
+            rich_help_panel="Two streams",
+        ),
+    ] = None,
+    flow_root: Annotated[
+        str | None,
+        typer.Option(
+            "--flow-root",
+            help="The flow `ispan flow extract` wrote for the dataset's videos (either layout); "
+            "flow made another way than the flow model was trained on is refused.",
+            rich_help_panel="Two streams",
+        ),
+    ] = None,
+    fusion_weights: Annotated[
+        str,
+        typer.Option(
+            "--fusion-weights",
+            help="RGB,flow weights of the late fusion (TSN: 1,1.5): fused = w_rgb * rgb + "
+            "w_flow * flow, on the logits.",
+            rich_help_panel="Two streams",
+        ),
+    ] = "1,1.5",
+    fusion_softmax: Annotated[
+        bool,
+        typer.Option(
+            "--fusion-softmax",
+            help="Fuse each stream's probabilities (softmax) instead of its logits.",
+            rich_help_panel="Two streams",
+        ),
+    ] = False,
 ) -> None:
     """Video-level top-1/top-5 and mean class accuracy on the test videos of a split.
 
     Every listed test video is checked first (the K frames evaluation reads are decoded); the
     ones that cannot be used are skipped and summarised by reason, within --max-skipped.
 
-    Two streams (RGB and flow): evaluate each with --output, then fuse their saved scores with
-    `ispan evaluate fuse A/video_scores.jsonl B/video_scores.jsonl --weights 1 1.5`.
+    Two streams (RGB and flow): `--model RGB --flow-model FLOW --flow-root FLOWDIR
+    --fusion-weights 1,1.5` scores both on the same videos (with --output: rgb/, flow/ and
+    fused/ files); or fuse saved scores with `ispan evaluate fuse A/video_scores.jsonl
+    B/video_scores.jsonl --weights 1 1.5`.
     """
     from rich.console import Console
     from rich.progress import Progress
@@ -105,6 +143,10 @@ def evaluate(
         synthetic_sizes=(1, synthetic_val),
         max_skipped=max_skipped,
         timeout=timeout,
+        flow_model=flow_model,
+        flow_root=flow_root,
+        fusion_weights=_weights(fusion_weights),
+        fusion_softmax=fusion_softmax,
     )
     err = Console(stderr=True)
     with Progress(console=err, transient=True) as bar:
@@ -133,6 +175,16 @@ def evaluate(
     emit(report, output_format, _table)
 
 
+def _weights(text: str) -> tuple[float, ...]:
+    """``1,1.5`` (or ``1 1.5``) -> (1.0, 1.5)."""
+    try:
+        return tuple(float(v) for v in text.replace(",", " ").split())
+    except ValueError:
+        raise UsageError(
+            f"--fusion-weights {text!r}: give two numbers, RGB then flow, e.g. 1,1.5"
+        ) from None
+
+
 def _table(report: EvalReport) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -144,14 +196,17 @@ def _table(report: EvalReport) -> None:
     for col in ("split", "videos", "top-1", "top-5", "mean class acc.", "skipped"):
         table.add_column(col, justify="right")
     for split, m in summary["splits"].items():
-        table.add_row(
-            split,
-            str(m["videos"]),
-            _pct(m["top1"]),
-            _pct(m["top5"]),
-            _pct(m["mean_class_accuracy"]),
-            str(m["skipped"]),
-        )
+        rows = [(split if not report.streams else f"{split} fused", m)]
+        rows += [(f"{split} {kind}", s) for kind, s in m.get("streams", {}).items()]
+        for name, r in rows:
+            table.add_row(
+                name,
+                str(r["videos"]),
+                _pct(r["top1"]),
+                _pct(r["top5"]),
+                _pct(r["mean_class_accuracy"]),
+                str(m["skipped"]),
+            )
     if "top1" in summary:
         agg = [summary[k] for k in ("top1", "top5", "mean_class_accuracy")]
         table.add_row(

@@ -236,7 +236,13 @@ class FlowAugment:
         return normalise_flow(patch, self.mean, self.std)
 
 
-def centre_crop_flow(stacks: np.ndarray, crop: int = 224, resize: int | None = 256) -> np.ndarray:
+def centre_crop_flow(
+    stacks: np.ndarray,
+    crop: int = 224,
+    resize: int | None = 256,
+    mean: float = FLOW_MEAN,
+    std: float = FLOW_STD,
+) -> np.ndarray:
     """Test-time flow input: short side to ``resize``, the centre ``crop`` (rounded as
     torchvision's CenterCrop), normalised: (K, H, W, 2L) uint8 -> (K, 2L, crop, crop)."""
     if resize is not None:
@@ -245,4 +251,4 @@ def centre_crop_flow(stacks: np.ndarray, crop: int = 224, resize: int | None = 2
     if crop > min(h, w):
         raise ISpanError(f"crop {crop} does not fit in {w}x{h} flow")
     top, left = round((h - crop) / 2.0), round((w - crop) / 2.0)
-    return normalise_flow(stacks[:, top : top + crop, left : left + crop])
+    return normalise_flow(stacks[:, top : top + crop, left : left + crop], mean, std)

@@ -27,3 +27,9 @@ class EvaluateOptions:
     synthetic_sizes: tuple[int, int] = (1000, 200)  # (train, test) clips of the synthetic set
     max_skipped: float = DEFAULT_MAX_SKIPPED
     timeout: float | None = None  # Hub requests (None: the default)
+    # two streams (issue 16): the flow model scored on the same videos, fused late with
+    # fusion_weights (RGB, flow; TSN's 1, 1.5); flow_root: the extracted flow of the videos
+    flow_model: str | None = None
+    flow_root: str | None = None
+    fusion_weights: tuple[float, ...] = (1.0, 1.5)
+    fusion_softmax: bool = False  # fuse probabilities instead of logits

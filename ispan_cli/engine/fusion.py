@@ -188,17 +188,30 @@ class FusionReport:
         }
 
 
+def check_weights(
+    weights: Sequence[float] | None,
+    streams: int,
+    option: str = "--weights",
+    what: str = "score file",
+) -> tuple[float, ...]:
+    """One finite, non-negative weight per stream, not all zero (None: equal weights)."""
+    values = tuple(float(w) for w in (weights or [1.0] * streams))
+    if len(values) != streams:
+        raise UsageError(
+            f"{option}: {len(values)} weight(s) for {streams} {what}(s); give one each"
+        )
+    if any(not math.isfinite(w) or w < 0 for w in values) or not any(values):
+        raise UsageError(f"{option} must be finite, non-negative and not all zero")
+    return values
+
+
 def fuse_files(
     files: Sequence[str | Path], weights: Sequence[float] | None = None, softmax: bool = False
 ) -> FusionReport:
     """Reads, aligns and fuses the streams' saved scores; metrics of each and of the fusion."""
     if len(files) < 2:
         raise UsageError("give at least two video_scores.jsonl files to fuse")
-    weights = tuple(float(w) for w in (weights or [1.0] * len(files)))
-    if len(weights) != len(files):
-        raise UsageError(f"{len(weights)} weight(s) for {len(files)} score file(s); give one each")
-    if any(not math.isfinite(w) or w < 0 for w in weights) or not any(weights):
-        raise UsageError("--weights must be finite, non-negative and not all zero")
+    weights = check_weights(weights, len(files))
     streams = align([read_scores(f) for f in files])
     n_classes = streams[0].logits.shape[1]
     labels = streams[0].labels

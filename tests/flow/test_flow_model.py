@@ -181,3 +181,19 @@ def test_an_imported_mmaction2_flow_model_gets_tsn_flow_spec(tmp_path):
     loaded = load_model(str(out), device="cpu")
     assert loaded.flow == FlowSpec("tvl1", 20.0, length=5, mean=128.0, std=128.0)
     assert loaded.preprocessing.crop == loaded.config.input_size
+
+
+def test_train_settings_for_the_flow_stream():
+    from ispan_cli.engine.config import MODALITIES, build_config
+    from ispan_cli.errors import UsageError
+    from ispan_cli.nn import flow
+
+    assert MODALITIES == flow.MODALITIES  # the torch-free copy the CLI lists
+    # fine-tuning a flow stream from ImageNet: TSN's flow dropout 0.7, unless given
+    cfg = build_config(None, {"modality": "flow", "flow_root": "f", "pretrained": "imagenet"})
+    assert cfg.dropout == FLOW_DROPOUT and "flow stream" in cfg.origins["dropout"]
+    given = build_config(None, {"modality": "flow", "flow_root": "f", "dropout": 0.5})
+    assert given.dropout == 0.5
+    assert build_config(None, {"pretrained": "imagenet"}).dropout == 0.8  # RGB unchanged
+    with pytest.raises(UsageError, match="--modality flow needs --flow-root"):
+        build_config(None, {"modality": "flow"})

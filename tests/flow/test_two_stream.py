@@ -1,0 +1,212 @@
+"""Training a flow stream, and evaluating RGB + flow with late fusion, on real files: a folder
+dataset of generated clips whose two classes differ only by motion (a texture moving right or
+down), its flow extracted by `ispan flow extract --method dis`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ispan_cli.errors import ISpanError
+from tests.flow.clips import shifted_frames, write_clip
+
+ROOT = Path(__file__).resolve().parents[2]
+CLASSES = {"down": (0, 2), "right": (2, 0)}  # (dx, dy) pixels per frame
+
+
+def _ispan(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    done = subprocess.run(
+        [sys.executable, "-m", "ispan_cli", *args], capture_output=True, text=True, cwd=cwd,
+        timeout=600,
+    )  # fmt: skip
+    if check and done.returncode != 0:
+        raise AssertionError(f"ispan {' '.join(args)} failed:\n{done.stderr}")
+    return done
+
+
+@pytest.fixture(scope="module")
+def motion_data(tmp_path_factory) -> tuple[Path, Path]:
+    """(data root, flow root): train/<class>/ 4 clips each, val/<class>/ 2 each, 64x48, 10
+    frames; DIS flow in the rawframes layout."""
+    root = tmp_path_factory.mktemp("motion")
+    data = root / "data"
+    seed = 0
+    for subset, n in (("train", 4), ("val", 2)):
+        for name, shift in CLASSES.items():
+            for i in range(n):
+                seed += 1
+                frames = shifted_frames(10, shift=shift, seed=seed)
+                write_clip(data / subset / name / f"{name}_{i}.mkv", frames)
+    flow = root / "flow"
+    _ispan("flow", "extract", str(data), "-o", str(flow), "--method", "dis", cwd=root)
+    return data, flow
+
+
+def _train(data: Path, out: Path, *extra: str, epochs: int = 1):
+    from ispan_cli.engine.launch import TrainOptions, run_training
+
+    settings = {
+        "dataset": "folder", "data_root": str(data), "arch": "tsn_tiny", "pretrained": "none",
+        "epochs": epochs, "batch_size": 4, "segments": 2, "input_size": 64, "workers": 0,
+        "device": "cpu", "output": str(out), "precise_bn": 0,
+    }  # fmt: skip
+    it = iter(extra)
+    settings.update(dict(zip(it, it, strict=True)))
+    return run_training(TrainOptions(settings=settings))
+
+
+@pytest.fixture(scope="module")
+def flow_run(motion_data, tmp_path_factory) -> Path:
+    data, flow = motion_data
+    out = tmp_path_factory.mktemp("runs") / "flow"
+    _train(data, out, "modality", "flow", "flow_root", str(flow), "flow_length", 2)
+    return out / "best"
+
+
+def test_a_flow_run_writes_a_flow_model_folder(flow_run):
+    from ispan_cli.runtime.loading import load_model
+
+    doc = json.loads((flow_run / "config.json").read_text())
+    assert doc["model"]["in_channels"] == 4  # 2L, L = 2
+    assert doc["flow"]["method"] == "dis" and doc["flow"]["length"] == 2
+    assert doc["training"]["modality"] == "flow"
+    loaded = load_model(str(flow_run), device="cpu")
+    assert loaded.flow.method == "dis" and loaded.flow.channels == 4
+
+
+def test_flow_clips_are_the_stacked_flow_normalised(motion_data):
+    # the evaluation clip of one video, against an independent read of its JPEGs
+    import cv2
+
+    from ispan_cli.data import load_dataset
+    from ispan_cli.data.clips import ClipSettings
+    from ispan_cli.data.flow_clips import clips_for, spec_of_flow_root, with_flow
+    from ispan_cli.video.preprocess import PreprocessSpec
+
+    data, flow = motion_data
+    split = load_dataset("folder", str(data))
+    spec = spec_of_flow_root(flow, split.test, data, 2)
+    assert spec.method == "dis" and spec.length == 2
+    settings = with_flow(ClipSettings(2, PreprocessSpec(48, 48), False), spec, flow, data)
+    clip, _, _, error = clips_for(split.test, settings)[0]
+    assert error is None and clip.shape == (1, 2, 4, 48, 48)
+    item = Path(split.test[0].path)
+    folder = flow / item.parent.parent.name / item.parent.name / item.stem
+    # 9 flows, K=2, L=2: 8 starts, centres of 2 parts -> 2 and 6 (0-based); crop 48 of 64x48
+    for k, start in enumerate((2, 6)):
+        for j in range(2):
+            for c, axis in enumerate("xy"):
+                q = cv2.imread(str(folder / f"flow_{axis}_{start + j + 1:05d}.jpg"), 0)
+                expected = (q[:, 8:56].astype(np.float32) - 128) / 128
+                assert np.array_equal(clip[0, k, 2 * j + c].numpy(), expected)
+
+
+def test_flow_training_needs_a_flow_root(motion_data, tmp_path):
+    data, _ = motion_data
+    with pytest.raises(ISpanError, match="--modality flow needs --flow-root"):
+        _train(data, tmp_path / "r", "modality", "flow")
+
+
+def _rgb_model(folder: Path) -> Path:
+    import torch
+
+    from ispan_cli.nn import create_model, save_model
+    from ispan_cli.video.preprocess import PreprocessSpec
+
+    torch.manual_seed(5)
+    model = create_model("tsn_tiny", labels=tuple(CLASSES), input_size=64, num_segments=2)
+    return save_model(
+        model.eval(), folder, extra={"preprocessing": PreprocessSpec(73, 64).to_dict()}
+    )
+
+
+def test_two_stream_evaluate_reports_each_stream_and_the_fusion(motion_data, flow_run, tmp_path):
+    from ispan_cli.engine.evaluate_options import EvaluateOptions
+    from ispan_cli.engine.evaluation import evaluate
+    from ispan_cli.engine.fusion import read_scores
+
+    data, flow = motion_data
+    rgb = _rgb_model(tmp_path / "rgb")
+    out = tmp_path / "eval"
+    options = EvaluateOptions(
+        "folder", str(rgb), str(data), workers=0, device="cpu", output=out,
+        flow_model=str(flow_run), flow_root=str(flow), fusion_weights=(1.0, 1.5),
+    )  # fmt: skip
+    report = evaluate(options).to_dict()
+    split = report["splits"]["1"]
+    assert split["videos"] == 4 and set(split["streams"]) == {"rgb", "flow"}
+    assert report["streams"]["flow"]["weight"] == 1.5
+    # the fused scores are 1 x rgb + 1.5 x flow of the per-stream files, video by video
+    r, f, fused = (read_scores(out / kind) for kind in ("rgb", "flow", "fused"))
+    assert r.videos == f.videos == fused.videos
+    assert np.allclose(fused.logits, r.logits + 1.5 * f.logits, atol=1e-5)
+    top1 = float(np.mean(fused.logits.argmax(1) == fused.labels))
+    assert split["top1"] == pytest.approx(top1)
+    for kind, s in (("rgb", r), ("flow", f)):
+        assert split["streams"][kind]["top1"] == pytest.approx(
+            float(np.mean(s.logits.argmax(1) == s.labels))
+        )
+
+
+def test_flow_made_another_way_is_refused(motion_data, flow_run, tmp_path):
+    from ispan_cli.engine.evaluate_options import EvaluateOptions
+    from ispan_cli.engine.evaluation import evaluate
+
+    data, flow = motion_data
+    # the same folders, but the records say TV-L1 at bound 15
+    other = tmp_path / "other"
+    import shutil
+
+    shutil.copytree(flow, other)
+    for record in other.rglob("flow.json"):
+        doc = json.loads(record.read_text())
+        doc["spec"].update(method="tvl1", bound=15.0)
+        record.write_text(json.dumps(doc))
+    options = EvaluateOptions(
+        "folder", str(flow_run), str(data), workers=0, device="cpu", flow_root=str(other)
+    )
+    with pytest.raises(ISpanError) as err:
+        evaluate(options)
+    message = str(err.value)
+    assert "\n" not in message and "method tvl1 (the model's: dis)" in message
+    assert "bound 15" in message and "ispan flow extract --method dis --bound 20" in message
+
+
+def test_two_stream_usage_mistakes(motion_data, flow_run, tmp_path):
+    from ispan_cli.engine.evaluate_options import EvaluateOptions
+    from ispan_cli.engine.evaluation import evaluate
+
+    data, flow = motion_data
+    rgb = _rgb_model(tmp_path / "rgb")
+    base = {"dataset": "folder", "data_root": str(data), "workers": 0, "device": "cpu"}
+    for changes, match in [
+        ({"model": str(rgb), "flow_model": str(flow_run)}, "give --flow-root"),
+        ({"model": str(flow_run), "flow_model": str(flow_run), "flow_root": str(flow)},
+         "is a flow model; give the RGB stream as --model"),
+        ({"model": str(rgb), "flow_model": str(rgb), "flow_root": str(flow)}, "is an RGB model"),
+        ({"model": str(rgb), "flow_model": str(flow_run), "flow_root": str(flow),
+          "fusion_weights": (1.0,)}, "--fusion-weights: 1 weight"),
+    ]:  # fmt: skip
+        with pytest.raises(ISpanError, match=match):
+            evaluate(EvaluateOptions(**{**base, **changes}))
+
+
+@pytest.mark.slow
+def test_flow_alone_learns_the_synthetic_motion_classes(tmp_path):
+    # the synthetic dataset's classes differ by shape and motion; flow sees only the motion,
+    # and should beat chance (1/5) clearly
+    _ispan("data", "synth", "--out", "synth", "--train", "100", "--val", "40", cwd=tmp_path)
+    _ispan("flow", "extract", "synth", "-o", "flow", "--method", "dis", "--workers", "2",
+           cwd=tmp_path)  # fmt: skip
+    _ispan("train", "--dataset", "folder", "--data-root", "synth", "--modality", "flow",
+           "--flow-root", "flow", "--arch", "tsn_tiny", "--pretrained", "none", "--epochs", "6",
+           "--batch-size", "10", "--segments", "3", "--workers", "0", "--device", "cpu",
+           "--output", "run", "--quiet", cwd=tmp_path)  # fmt: skip
+    doc = json.loads((tmp_path / "run" / "best" / "config.json").read_text())
+    assert doc["model"]["in_channels"] == 10 and doc["flow"]["method"] == "dis"
+    assert doc["metrics"]["top1"] >= 0.5, doc["metrics"]
