@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -56,8 +56,16 @@ class LabelledVideo:
     """Draws records onto frames and writes them; ``span``: the seconds the strip covers (the
     file's duration), or None for a rolling strip of the last minute (live)."""
 
-    def __init__(self, path: str | Path, fps: float, topk: int, span: float | None) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        fps: float,
+        topk: int,
+        span: float | None,
+        decorate: Callable[[np.ndarray, dict | None], np.ndarray] | None = None,
+    ) -> None:
         self.writer = VideoWriter(path, fps, fragmented=True)
+        self.decorate = decorate  # e.g. the window's attention heat (viz/window_heat.py)
         self.topk = topk
         self.span = span
         self._times: list[float] = []  # frame times drawn so far, and the top-1 class of each
@@ -72,6 +80,8 @@ class LabelledVideo:
         import cv2
 
         out = np.array(image, dtype=np.uint8, copy=True)
+        if self.decorate is not None:
+            out = np.ascontiguousarray(self.decorate(out, record), dtype=np.uint8)
         h, w = out.shape[:2]
         top = (record or {}).get("topk") or []
         self._times.append(t)
@@ -136,7 +146,9 @@ def _ascii(text: str) -> str:
     return str(text).encode("ascii", "replace").decode("ascii")
 
 
-def label_file(records: Iterable[dict], path: str, out: Path, topk: int) -> Iterator[dict]:
+def label_file(
+    records: Iterable[dict], path: str, out: Path, topk: int, decorate: Callable | None = None
+) -> Iterator[dict]:
     """Passes ``records`` (one file's timeline, in window order) through while writing ``out``:
     the frames before each window's start are drawn with the window before it."""
     from ispan_cli.errors import ISpanError
@@ -151,7 +163,7 @@ def label_file(records: Iterable[dict], path: str, out: Path, topk: int) -> Iter
     with reader:
         times = reader.frame_times()
         info = reader.info()
-        video = LabelledVideo(out, info.fps or 25.0, topk, info.duration or None)
+        video = LabelledVideo(out, info.fps or 25.0, topk, info.duration or None, decorate)
         try:
             pos, current = 0, None
             for record in records:

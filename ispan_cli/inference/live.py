@@ -105,9 +105,11 @@ def timeline_records(
     options: ClassifyOptions,
     live: LiveOptions,
     save_video: Path | None = None,
+    decorate: Callable | None = None,
 ) -> Iterator[dict]:
     """Timeline mode over any inputs: files by :func:`run_timeline`, live sources by
-    :func:`run_live`, in input order; ``save_video``: the labelled video of the (one) input."""
+    :func:`run_live`, in input order; ``save_video``: the labelled video of the (one) input,
+    ``decorate(frame, record)`` drawn under its labels (files only)."""
     from ispan_cli.inference.labelled_video import LiveLabeller, label_file
     from ispan_cli.inference.timeline import run_timeline
     from ispan_cli.video.sources import is_live_input
@@ -116,7 +118,7 @@ def timeline_records(
         if item.error is not None or not is_live_input(item.path):
             records = run_timeline(predictor, [item], options, live.window, live.stride)
             if save_video is not None and item.error is None:
-                records = label_file(records, item.path, save_video, options.topk)
+                records = label_file(records, item.path, save_video, options.topk, decorate)
             yield from records
             continue
         labeller = None if save_video is None else LiveLabeller(save_video, 25.0, options.topk)

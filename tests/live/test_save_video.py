@@ -146,3 +146,33 @@ def test_labelled_video_draws_the_window_in_effect(tmp_path):
     assert _nearest_class(strip[w // 4]) == 2  # t = 0.5 s: the first record
     assert _nearest_class(strip[3 * w // 4]) == 5  # t = 1.5 s: the second
     assert _nearest_class(frames[FPS // 2][-2][3 * w // 4]) != 5  # not drawn before its time
+
+
+@pytest.mark.slow
+def test_attention_heat_covers_the_models_crop(two_classes, tmp_path):
+    from ispan_cli.runtime.loading import load_model
+    from ispan_cli.viz.render import crop_box
+
+    videos = {}
+    for name, extra in (("plain", []), ("heat", ["--attention"])):
+        out = tmp_path / f"{name}.mp4"
+        args = ["classify", str(two_classes), "--window", "1", "--segments", "4", "-q",
+                "--save-video", str(out), "-f", "jsonl", *extra]  # fmt: skip
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.output
+        videos[name] = _decode(out)[0]
+    spec = load_model(None, device="cpu").preprocessing
+    h, w = videos["plain"][0].shape[:2]
+    x0, y0, x1, y1 = (round(v) for v in crop_box(w, h, spec))
+    plain, heat = (videos[k][40].astype(float) for k in ("plain", "heat"))
+    strip = h - max(4, h // 16) - 2  # above the strip; below the text block
+    outside = np.zeros((h, w), bool)
+    outside[:strip] = True
+    outside[y0:y1, x0:x1] = False
+    outside[: h // 2] = False  # the top-k text block is drawn on both
+    if outside.any():  # what the model did not see is dimmed (x 0.55)
+        ratio = heat[outside].mean() / plain[outside].mean()
+        assert ratio == pytest.approx(0.55, abs=0.08)
+    inside = np.zeros((h, w), bool)
+    inside[max(y0, h // 2) : min(y1, strip), x0:x1] = True
+    assert np.abs(heat[inside] - plain[inside]).mean() > 10  # coloured by the heat
