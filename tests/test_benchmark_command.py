@@ -41,8 +41,20 @@ def test_every_runtime_is_measured_side_by_side(report):
         assert run["model_ms"] > 0
         assert run["model_videos_per_s"] == pytest.approx(1e3 / run["model_ms"], rel=1e-3)
         assert run["end_to_end_videos_per_s"] > 0
+        ratio = run["end_to_end_videos_per_s"] / run["model_videos_per_s"]
+        assert run["end_to_end_over_model"] == pytest.approx(ratio, rel=1e-3)
         assert "failed" not in run["note"]  # the pipeline classified every video
         assert run["peak_rss_mb"] > 50
+
+
+def test_the_thread_plan_follows_the_usable_cores(report):
+    import os
+
+    plan = report["machine"]["thread_plan"]
+    assert 1 <= plan["cores"] <= len(os.sched_getaffinity(0))
+    assert report["machine"]["torch_threads"] == plan["model_threads"] == plan["cores"]
+    assert report["machine"]["onnxruntime_threads"] == plan["cores"]
+    assert plan["decode_workers"] == max(1, plan["cores"] // 8)
 
 
 def test_runtimes_agree_and_int8_is_int8(report):

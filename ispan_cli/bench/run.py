@@ -40,11 +40,11 @@ class BenchmarkOptions:
     seconds: float = 4.0
     segments: int | None = None
     batch_size: int = 1
-    workers: int = 2
+    workers: int | None = None  # decode workers; None: the thread plan's
     decoder: str = "auto"
     calibration_clips: int = 8
     visualize: bool = False  # also time visualize against classify (torch)
-    threads: int = 0  # intra-op threads for torch and onnxruntime; 0: their defaults
+    threads: int = 0  # intra-op threads for torch and onnxruntime; 0: the thread plan's
 
 
 @dataclass
@@ -57,6 +57,7 @@ class RuntimeResult:
     added_rss_mb: float
     model_ms: float = 0.0  # per video, median over the interleaved runs
     model_videos_per_s: float = 0.0
+    end_to_end_over_model: float = 0.0  # the pipeline's share of the model's speed (target 0.95)
     top1_agreement: float | None = None  # with the reference runtime, on the benchmark videos
     max_abs_prob_diff: float | None = None
     reference: str | None = None
@@ -94,13 +95,14 @@ class BenchmarkResult:
         }
 
 
-def _machine(device: str, threads: int) -> dict:
+def _machine(device: str, plan) -> dict:
     import os
 
     import onnxruntime
     import torch
 
     return {
+        "thread_plan": plan.to_dict(),
         "cpu": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
         "torch": torch.__version__,
@@ -109,7 +111,7 @@ def _machine(device: str, threads: int) -> dict:
         "python": platform.python_version(),
         "cuda_device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "device_option": device,
-        "onnxruntime_threads": threads or "default (one per core)",
+        "onnxruntime_threads": plan.model_threads,
     }
 
 
@@ -131,10 +133,13 @@ def run_benchmark(options: BenchmarkOptions, progress: Progress | None = None) -
 
     say = progress or (lambda _m: None)
     _check(options)
-    if options.threads:
-        import torch
+    from ispan_cli.runtime.threads import apply_torch_threads, plan_threads
 
-        torch.set_num_threads(options.threads)
+    # the same budget as `ispan classify`: model-only and end to end run under one plan
+    gpu = options.device.startswith("cuda")
+    plan = plan_threads(gpu, workers=options.workers, threads=options.threads or None)
+    apply_torch_threads(plan)
+    options = replace(options, threads=plan.model_threads, workers=plan.decode_workers)
     is_onnx_file = options.model is not None and options.model.lower().endswith(".onnx")
     if is_onnx_file and "torch" in options.runtimes:
         raise UsageError(
@@ -187,7 +192,7 @@ def run_benchmark(options: BenchmarkOptions, progress: Progress | None = None) -
             input_size=spec.crop,
             decode_ms=decode_ms,
             preprocess_ms=preprocess_ms,
-            machine=_machine(options.device, options.threads),
+            machine=_machine(options.device, plan),
         )
         onnx_path = Path(options.model) if is_onnx_file else None
         predictors = {}
@@ -204,6 +209,7 @@ def run_benchmark(options: BenchmarkOptions, progress: Progress | None = None) -
         for run in result.runtimes:
             run.model_ms = medians[run.runtime] * 1e3
             run.model_videos_per_s = 1 / medians[run.runtime]
+            run.end_to_end_over_model = run.end_to_end_videos_per_s / run.model_videos_per_s
             reference = "onnx" if run.runtime == "onnx-int8" else "torch"
             if run.runtime != reference and reference in outputs:
                 ref, probs = outputs[reference], outputs[run.runtime]

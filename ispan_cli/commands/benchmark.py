@@ -69,9 +69,22 @@ def benchmark(
     threads: Annotated[
         int,
         typer.Option(
-            "--threads", min=0, help="Intra-op threads for torch and ONNX Runtime (0: defaults)."
+            "--threads",
+            min=0,
+            help="Intra-op threads for torch and ONNX Runtime. 0: as `ispan classify` plans "
+            "them, from the cores this process may use (affinity mask, cgroup quota).",
         ),
     ] = 0,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            "-w",
+            min=0,
+            help="Decode workers end to end. Default: as `ispan classify` plans them.",
+            show_default=False,
+        ),
+    ] = None,
     decoder: DecoderOpt = Decoder.auto,
     timeout: TimeoutOpt = None,
     fmt: FormatOpt = OutputFormat.table,
@@ -104,6 +117,7 @@ def benchmark(
         decoder=decoder.value,
         visualize=visualize,
         threads=threads,
+        workers=workers,
     )
     err = Console(stderr=True)
     with hub_timeout(timeout):
@@ -132,7 +146,9 @@ def _render(console, result) -> None:
         f"{markup(result.model['id'])} ({result.model['source']}), K={result.segments}, "
         f"{result.input_size}px, batch {result.batch_size}, on {what}; {m['cpu_count']} CPU "
         f"cores, torch {m['torch']} ({m['torch_threads']} threads), onnxruntime "
-        f"{m['onnxruntime']}",
+        f"{m['onnxruntime']}; thread plan: {m['thread_plan']['model_threads']} model thread(s), "
+        f"{m['thread_plan']['decode_workers']} decode worker(s) of {m['thread_plan']['cores']} "
+        f"usable core(s) ({m['thread_plan']['source']})",
         highlight=False,
     )
     runs = result.runtimes
@@ -150,6 +166,7 @@ def _render(console, result) -> None:
     row("model ms/video", lambda r: f"{r.model_ms:.1f}")
     row("model videos/s", lambda r: f"{r.model_videos_per_s:.2f}")
     row("end-to-end videos/s", lambda r: f"{r.end_to_end_videos_per_s:.2f}")
+    row("end to end / model", lambda r: f"{r.end_to_end_over_model:.2f}x")
     if torch_run:
         row("model speed-up vs torch", lambda r: f"{torch_run.model_ms / r.model_ms:.2f}x")
     if onnx_run and any(r.runtime == "onnx-int8" for r in runs):

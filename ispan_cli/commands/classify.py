@@ -25,7 +25,6 @@ from ispan_cli.commands.options import (
     SegmentsOpt,
     StreamOpt,
     TimeoutOpt,
-    WorkersOpt,
 )
 
 LIVE_WINDOW = 2.0  # --window for live sources (and --save-video) when none is given
@@ -57,7 +56,26 @@ def classify(
     precision: PrecisionOpt = Precision.fp32,
     runtime: RuntimeOpt = Runtime.torch,
     batch_size: BatchSizeOpt = None,
-    workers: WorkersOpt = 2,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            "-w",
+            min=0,
+            help="Background decoding threads. Default: one per 8 usable cores on the CPU (at "
+            "least 1), all but one on a GPU.",
+            show_default=False,
+        ),
+    ] = None,
+    threads: Annotated[
+        int,
+        typer.Option(
+            "--threads",
+            min=0,
+            help="Model threads (torch intra-op, ONNX Runtime intra-op). 0: the cores this "
+            "process may use (affinity mask and cgroup CPU quota, not the machine's count).",
+        ),
+    ] = 0,
     decoder: DecoderOpt = Decoder.auto,
     stream: StreamOpt = None,
     timeout: TimeoutOpt = None,
@@ -171,6 +189,35 @@ def classify(
             show_default=False,
         ),
     ] = None,
+    attention: Annotated[
+        bool,
+        typer.Option(
+            "--attention",
+            help="With --save-video on a file: also draw each window's attention heatmap "
+            "(istpan models, --runtime torch; one more model pass per window).",
+        ),
+    ] = False,
+    flow_model: Annotated[
+        str | None,
+        typer.Option(
+            "--flow-model",
+            help="Two streams: also run this flow model (ispan train --modality flow), the "
+            "flow computed on the fly for the frames it needs with its own method, bound and "
+            "L; records give the fused top-k and each stream's (streams.rgb, streams.flow). "
+            "Video files only, not --window.",
+            rich_help_panel="Two streams",
+            show_default=False,
+        ),
+    ] = None,
+    fusion_weights: Annotated[
+        str,
+        typer.Option(
+            "--fusion-weights",
+            help="RGB,flow weights (TSN: 1,1.5); the fused score is the weighted mean of the "
+            "streams' probabilities.",
+            rich_help_panel="Two streams",
+        ),
+    ] = "1,1.5",
 ) -> None:
     """Classify the actions in videos and print the top classes with their probabilities.
 
@@ -180,6 +227,7 @@ def classify(
     "error" field and a line on stderr; the job carries on and exits with status 1.
     """
     from ispan_cli.errors import UsageError
+    from ispan_cli.inference.inputs import is_list_input
     from ispan_cli.inference.job import OutputTarget
     from ispan_cli.inference.shards import detect_shard
     from ispan_cli.video.sources import is_live_input, set_default_timeout
@@ -187,8 +235,12 @@ def classify(
     set_default_timeout(timeout)  # network video sources too, not only the Hub
     if window is None and (any(is_live_input(i) for i in inputs) or save_video is not None):
         window = LIVE_WINDOW  # a stream has no end to sample K segments of: a rolling timeline
-    if save_video is not None and (len(inputs) != 1 or inputs[0] == "-" or merge):
+    if save_video is not None and (
+        len(inputs) != 1 or is_list_input(inputs[0]) or Path(inputs[0]).is_dir() or merge
+    ):
         raise UsageError("--save-video takes one input (a file or a stream), without --merge")
+    if attention and (save_video is None or is_live_input(inputs[0])):
+        raise UsageError("--attention draws on --save-video's video of a file")
     if window is None and (stride is not None or merge):
         raise UsageError("--stride and --merge need --window SECONDS (timeline mode)")
     if (window is not None and window <= 0) or (stride is not None and stride <= 0):
@@ -207,7 +259,8 @@ def classify(
         written = _classify(
             inputs, target, model, runtime, device, precision, timeout, segments, crops, topk,
             decoder, stream, batch_size, workers, fail_fast, window, stride, merge, quiet,
-            live=(reconnect, max_latency, save_video),
+            live=(reconnect, max_latency, save_video, attention), threads=threads,
+            flow=(flow_model, fusion_weights),
         )  # fmt: skip
     failed = written[0]
     if sharding is not None:
@@ -247,19 +300,29 @@ def _finish_shard(target, records: int, merge_wait: float, quiet: bool) -> int:
 
 def _classify(
     inputs, target, model, runtime, device, precision, timeout, segments, crops, topk, decoder,
-    stream, batch_size, workers, fail_fast, window, stride, merge, quiet, live=(0, None, None),
+    stream, batch_size, workers, fail_fast, window, stride, merge, quiet,
+    live=(0, None, None, False), threads=0, flow=(None, "1,1.5"),
 ) -> tuple[int, int]:  # fmt: skip
     """Loads the model and writes the records; returns (failed, records in the file)."""
     from ispan_cli.inference.pipeline import ClassifyOptions, base_record, run_classify
     from ispan_cli.inference.resume import comparable
     from ispan_cli.inference.timeline import merge_windows
-    from ispan_cli.runtime.loading import load_predictor
+    from ispan_cli.runtime.loading import load_model
+    from ispan_cli.runtime.threads import apply_torch_threads, plan_threads
 
     if target.shard is not None:
         from ispan_cli.inference.shards import local_device
 
         device = local_device(device, runtime.value, target.shard)
-    predictor = load_predictor(model, runtime.value, device, precision.value, timeout=timeout)
+    plan = plan_threads(False, workers=workers, threads=threads or None)
+    loaded = load_model(
+        model, runtime.value, device, precision.value, timeout, threads=plan.model_threads
+    )
+    predictor = loaded.predictor()
+    if not str(predictor.device).startswith("cpu"):
+        plan = plan_threads(True, workers=workers, threads=threads or None)
+    if runtime.value == "torch":
+        apply_torch_threads(plan)
     options = ClassifyOptions(
         segments=segments or predictor.num_segments,
         crops=int(crops.value),
@@ -267,23 +330,40 @@ def _classify(
         decoder=decoder.value,
         stream=stream,
         batch_size=batch_size or (4 if window is None else 1),
-        workers=workers,
+        workers=plan.decode_workers,
         fail_fast=fail_fast,
     )
     settings = options.settings()
+    streams = None
+    if flow[0] is not None:  # two streams (issue 16): inference/two_stream.py
+        from ispan_cli.inference.two_stream import load_two_stream
+
+        streams = load_two_stream(
+            predictor, flow[0], flow[1], window, runtime.value, device, precision.value, timeout
+        )
+        settings = {**settings, **streams.settings()}
     if window is not None:
         settings = {**settings, "window": window, "stride": stride or window}
         settings = {**settings, "merge": True} if merge else settings
     expected = comparable(base_record(predictor, "", settings))
 
     def records_for(items):
+        if streams is not None:
+            from ispan_cli.inference.two_stream import run_two_stream
+
+            return run_two_stream(predictor, streams, items, options)
         if window is None:
             return run_classify(predictor, items, options)
         from ispan_cli.inference.live import LiveOptions, timeline_records
 
-        reconnect, max_latency, save_video = live
+        reconnect, max_latency, save_video, attention = live
         live_options = LiveOptions(window, stride or window, reconnect, max_latency, timeout)
-        records = timeline_records(predictor, items, options, live_options, save_video)
+        decorate = None
+        if attention:
+            from ispan_cli.viz.window_heat import WindowHeat
+
+            decorate = WindowHeat(predictor, inputs[0])
+        records = timeline_records(predictor, items, options, live_options, save_video, decorate)
         return merge_windows(records) if merge else records
 
     return _write_records(
