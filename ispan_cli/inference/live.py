@@ -31,6 +31,9 @@ from ispan_cli.runtime.predictor import Predictor
 from ispan_cli.video.preprocess import preprocess
 
 BACKOFF_S = (0.5, 1.0, 2.0, 4.0, 8.0)  # waits before reconnect attempts 1, 2, ... (last repeats)
+# The most frames one window keeps (a 10 s window at 100 fps): memory stays bounded on a stream
+# whose timestamps stop advancing; the oldest go first.
+MAX_WINDOW_FRAMES = 1000
 
 
 @dataclass(frozen=True)
@@ -223,7 +226,8 @@ class _Windows:
 
         self.window, self.stride = window, stride
         self.sampler = WindowSampler(window, window, frames=segments)
-        self.frames: collections.deque = collections.deque()  # (time, number, image, arrived)
+        # (time, number, image, arrived); bounded even if timestamps stop advancing
+        self.frames: collections.deque = collections.deque(maxlen=MAX_WINDOW_FRAMES)
         self.index = 0  # of the next window to complete
         self.number = 0  # frames seen since the run started
 

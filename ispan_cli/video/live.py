@@ -17,8 +17,8 @@ import numpy as np
 
 from ispan_cli.video.preprocess import scaled_size
 from ispan_cli.video.pyav_open import check_frame_size, video_stream
-from ispan_cli.video.remote import network_error, open_network
-from ispan_cli.video.sources import Source, network_timeout
+from ispan_cli.video.remote import NetworkError, network_error, open_network
+from ispan_cli.video.sources import Source, mask_in, network_timeout
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,12 @@ class LiveReader:
                 yield LiveFrame(number, round(t, 6), arrived, self._rgb(frame))
                 number += 1
         except (av.error.FFmpegError, OSError) as exc:
-            raise network_error(self.source, exc, self.timeout) from None
+            if isinstance(exc, (TimeoutError, av.error.ExitError)):
+                raise network_error(self.source, exc, self.timeout) from None
+            raise NetworkError(
+                f"{self.source.display}: the stream broke off after {number} frames "
+                f"({mask_in(str(getattr(exc, 'strerror', None) or exc), self.source)})"
+            ) from None
 
     def _rgb(self, frame: av.VideoFrame) -> np.ndarray:
         if self.short_side is None:

@@ -137,3 +137,8 @@ def test_probe_and_list_files_take_urls(pattern, tmp_path):
     listing.write_text(f"{pattern}\nrtsp://cam/s\nhttp://h/x.mp4\n")
     items = [i.path for i in expand_inputs([f"@{listing}"])]
     assert items == [str(pattern), "rtsp://cam/s", "http://h/x.mp4"]
+
+
+def test_unknown_host_is_one_error():
+    with pytest.raises(VideoError, match="cannot reach the host"):
+        open_video("http://no-such-host.invalid/x.mp4", timeout=5)
