@@ -210,3 +210,78 @@ def test_flow_alone_learns_the_synthetic_motion_classes(tmp_path):
     doc = json.loads((tmp_path / "run" / "best" / "config.json").read_text())
     assert doc["model"]["in_channels"] == 10 and doc["flow"]["method"] == "dis"
     assert doc["metrics"]["top1"] >= 0.5, doc["metrics"]
+
+
+def test_classify_computes_the_flow_the_model_was_trained_on(motion_data, flow_run, tmp_path):
+    # the on-the-fly flow stack equals the extracted JPEGs as evaluation reads them, and the
+    # record's scores are each stream's probabilities and their weighted mean
+    import torch
+
+    from ispan_cli.data import load_dataset
+    from ispan_cli.data.clips import ClipSettings
+    from ispan_cli.data.flow_clips import clips_for, with_flow
+    from ispan_cli.inference.inputs import InputItem
+    from ispan_cli.inference.pipeline import ClassifyOptions
+    from ispan_cli.inference.two_stream import load_flow_clip, run_two_stream, two_stream
+    from ispan_cli.runtime.loading import load_model
+
+    data, flow = motion_data
+    flow_loaded = load_model(str(flow_run), device="cpu")
+    spec, pre = flow_loaded.flow, flow_loaded.preprocessing
+    split = load_dataset("folder", str(data))
+    video = split.test[0].path
+    live = load_flow_clip(video, 2, spec, pre.crop, pre.resize)
+    settings = with_flow(ClipSettings(2, pre, False), spec, flow, data)
+    offline, _, _, error = clips_for(split.test, settings)[0]
+    assert error is None and np.array_equal(live.data, offline.numpy())
+
+    rgb = load_model(str(_rgb_model(tmp_path / "rgb")), device="cpu").predictor()
+    streams = two_stream(rgb, flow_loaded.predictor(), spec, (1.0, 1.5))
+    (record,) = run_two_stream(rgb, streams, [InputItem(video)], ClassifyOptions(2, topk=2))
+    with torch.no_grad():
+        p_flow = flow_loaded.model(offline).softmax(-1)[0].numpy()
+    by_label = {e["label"]: e["score"] for e in record["streams"]["flow"]["topk"]}
+    assert np.allclose([by_label[c] for c in CLASSES], p_flow, atol=1e-5)
+    p_rgb = {e["label"]: e["score"] for e in record["streams"]["rgb"]["topk"]}
+    for entry in record["topk"]:
+        name = entry["label"]
+        assert entry["score"] == pytest.approx((p_rgb[name] + 1.5 * by_label[name]) / 2.5)
+    assert record["settings"]["flow_model"] == str(flow_run)
+    assert record["streams"]["flow"]["flow"]["starts"] == [2, 6]
+
+
+def test_classify_two_stream_mistakes(flow_run, tmp_path):
+    from ispan_cli.inference.two_stream import load_two_stream, two_stream
+    from ispan_cli.runtime.loading import load_model
+
+    rgb = load_model(str(_rgb_model(tmp_path / "rgb")), device="cpu").predictor()
+    flow = load_model(str(flow_run), device="cpu")
+    with pytest.raises(ISpanError, match="is an RGB model"):
+        two_stream(rgb, rgb, None, (1, 1))
+    with pytest.raises(ISpanError, match="two finite, non-negative weights"):
+        two_stream(rgb, flow.predictor(), flow.flow, (1, -1))
+    with pytest.raises(ISpanError, match="drop --window"):
+        load_two_stream(rgb, str(flow_run), "1,1.5", 2.0)
+    with pytest.raises(ISpanError, match="give two numbers"):
+        load_two_stream(rgb, str(flow_run), "1,x", None)
+
+
+@pytest.mark.slow  # two fresh interpreters load torch
+def test_the_cli_runs_both_streams(motion_data, flow_run, tmp_path):
+    data, flow = motion_data
+    rgb = _rgb_model(tmp_path / "rgb")
+    done = _ispan("evaluate", "--dataset", "folder", "--data-root", str(data), "--model",
+                  str(rgb), "--flow-model", str(flow_run), "--flow-root", str(flow),
+                  "--fusion-weights", "1,1.5", "--workers", "0", "--format", "json",
+                  "--output", str(tmp_path / "eval"), cwd=tmp_path)  # fmt: skip
+    report = json.loads(done.stdout)
+    assert set(report["splits"]["1"]["streams"]) == {"rgb", "flow"}
+    assert (tmp_path / "eval" / "fused" / "video_scores.jsonl").is_file()
+    video = next((data / "val" / "right").iterdir())
+    done = _ispan("classify", str(video), "--model", str(rgb), "--flow-model", str(flow_run),
+                  "--format", "jsonl", cwd=tmp_path)  # fmt: skip
+    record = json.loads(done.stdout)
+    assert set(record["streams"]) == {"rgb", "flow"} and len(record["topk"]) == 2
+    bad = _ispan("classify", str(video), "--model", str(rgb), "--flow-model", str(rgb),
+                 cwd=tmp_path, check=False)  # fmt: skip
+    assert bad.returncode != 0 and bad.stderr.count("error:") == 1 and "Traceback" not in bad.stderr
