@@ -27,6 +27,8 @@ MAX_SEGMENTS = 1024
 MAX_CLASSES = 100_000
 MAX_D = 16_384
 MAX_INPUT_SIZE = MAX_RESIZE
+# Processes one `ispan train --devices N` starts on one machine.
+MAX_PROCESSES = 256
 
 
 def max_frame_pixels() -> int:

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from ispan_cli.hub import DEFAULT_TIMEOUT  # light: imports neither torch nor huggingface_hub
+from ispan_cli.limits import MAX_SEGMENTS
 
 
 class OutputFormat(str, Enum):
@@ -115,7 +116,8 @@ SegmentsOpt = Annotated[
         "--segments",
         "-s",
         min=1,
-        help="Number of equal segments (K); the centre frame of each is sampled. "
+        max=MAX_SEGMENTS,
+        help="Number of equal segments (K, at most 1024); the centre frame of each is sampled. "
         "Default: the model's own K (8 without a model).",
     ),
 ]

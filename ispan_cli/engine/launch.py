@@ -17,6 +17,7 @@ from ispan_cli.engine.distributed import env_world, launch
 from ispan_cli.engine.events import Reporter
 from ispan_cli.engine.trackers import check_installed, parse_trackers
 from ispan_cli.errors import ISpanError, UsageError
+from ispan_cli.limits import MAX_PROCESSES
 from ispan_cli.terminal import visible
 
 
@@ -38,6 +39,8 @@ class TrainOptions:
     def __post_init__(self) -> None:
         if self.gpus and self.devices:
             raise UsageError("give either --gpus N (GPU processes) or --devices N, not both")
+        if (self.devices or 0) > MAX_PROCESSES:  # 10**18 tried to start that many (10 GB+)
+            raise UsageError(f"--devices {self.devices}: at most {MAX_PROCESSES} processes")
 
     @property
     def nprocs(self) -> int:
