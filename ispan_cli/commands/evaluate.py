@@ -112,10 +112,9 @@ def evaluate(
     Every listed test video is checked first (the K frames evaluation reads are decoded); the
     ones that cannot be used are skipped and summarised by reason, within --max-skipped.
 
-    Two streams (RGB and flow): `--model RGB --flow-model FLOW --flow-root FLOWDIR
-    --fusion-weights 1,1.5` scores both on the same videos (with --output: rgb/, flow/ and
-    fused/ files); or fuse saved scores with `ispan evaluate fuse A/video_scores.jsonl
-    B/video_scores.jsonl --weights 1 1.5`.
+    Two streams (RGB and flow): --model RGB --flow-model FLOW --flow-root DIR
+    scores both on the same videos and fuses them (--fusion-weights 1,1.5);
+    or fuse saved scores: ispan evaluate fuse A.jsonl B.jsonl --weights 1 1.5.
     """
     from rich.console import Console
     from rich.progress import Progress
