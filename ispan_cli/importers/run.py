@@ -21,6 +21,8 @@ from ispan_cli.importers.labels import read_labels
 from ispan_cli.importers.layouts import FORMATS, Converted, convert, detect_format
 from ispan_cli.model_folder import CARD_FILE, CONFIG_FILE, atomic_write_text, sha256_file
 from ispan_cli.video.flow_spec import FlowSpec
+from ispan_cli.video.preprocess import PreprocessSpec
+from ispan_cli.video.sampling import SamplingSpec
 
 ARCHS = ("tsn", "istpan")
 HUB_PREFIX = "hub:"
@@ -269,19 +271,18 @@ def _document(converted: Converted, fetched: _Fetched, options: ImportOptions, c
             "note": "the peer's number from the page linked, not measured by ispan",
         }
     doc: dict[str, Any] = {
-        "sampling": {"method": "tsn", "segments": config.num_segments, "test": "centre"},
+        "sampling": SamplingSpec(config.num_segments).to_dict(),  # TSN, centre frames at test
         "source": source,
     }
     if modality == "rgb":
         # the peer normalises 0-255 pixels with mean/std; ours are on [0, 1]: divide both by 255
-        doc["preprocessing"] = {
-            "resize": resize,
-            "crop": config.input_size,
-            "crops": 1,
-            "mean": [round(m / 255, 6) for m in MM_MEAN],
-            "std": [round(s / 255, 6) for s in MM_STD],
-            "layout": "BKCHW",
-        }
+        doc["preprocessing"] = PreprocessSpec(
+            resize=resize,
+            crop=config.input_size,
+            crops=1,
+            mean=tuple(round(m / 255, 6) for m in MM_MEAN),
+            std=tuple(round(s / 255, 6) for s in MM_STD),
+        ).to_dict()
     else:  # flow stacks: the peer's mean = std = 128 on 0-255 flow images, recorded as theirs
         source["peer_preprocessing"] = {"mean": 128, "std": 128, "resize": resize}
         # MMAction2's TSN flow models: TV-L1 (dense_flow), bound 20, L = channels / 2, their

@@ -15,6 +15,7 @@ from ispan_cli.errors import ISpanError
 from ispan_cli.importers import ImportOptions, import_model
 from ispan_cli.importers.labels import label_set
 from ispan_cli.nn import load_model, read_config
+from ispan_cli.video.sampling import SamplingSpec
 from tests.importers.fixtures import (
     mmaction2_state_dict,
     reference_logits,
@@ -68,6 +69,7 @@ def test_import_predicts_what_the_tsn_predicts(r18, tmp_path, arch):
     assert doc["preprocessing"]["mean"] == pytest.approx([0.485, 0.456, 0.406], abs=1e-6)
     assert doc["preprocessing"]["std"] == pytest.approx([0.229, 0.224, 0.225], abs=1e-6)
     assert doc["source"]["format"] == "mmaction2" and len(doc["source"]["sha256"]) == 64
+    assert doc["sampling"] == SamplingSpec(config.num_segments).to_dict()  # the one sampling type
     model = load_model(tmp_path / arch)
     clips = torch.randn(1, 2, 3, 112, 112, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
@@ -118,7 +120,9 @@ def test_legacy_0x_checkpoint_and_flow_channels(tmp_path):
     assert (out - reference_logits(net, fc, clips).softmax(-1)).abs().max() < 1e-5
 
 
-@pytest.mark.parametrize("depth", [34, 50, pytest.param(101, marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "depth", [34, *(pytest.param(d, marks=pytest.mark.slow) for d in (50, 101))]
+)
 def test_depth_is_read_from_the_keys(depth):
     from ispan_cli.importers.layouts import convert
 
@@ -136,16 +140,24 @@ def test_shipped_label_lists():
     assert (len(hmdb), hmdb[0], hmdb[-1]) == (51, "brush_hair", "wave")
 
 
+def test_errors_name_what_to_change(r18, tmp_path):
+    _, _, path = r18
+    with pytest.raises(ISpanError, match=r"101 names but the checkpoint's classifier has 7 class"):
+        import_model(ImportOptions(source=str(path), output=tmp_path / "a", labels="ucf101"))
+    assert not (tmp_path / "a").exists()
+    odd = tmp_path / "odd.pth"
+    torch.save({"state_dict": {"encoder.w": torch.ones(2)}}, odd)
+    with pytest.raises(ISpanError, match=r"encoder\.w.*known formats: mmaction2, timm"):
+        import_model(ImportOptions(source=str(odd), output=tmp_path / "b"))
+
+
+@pytest.mark.slow  # a subprocess that imports torch
 def test_errors_are_one_line(r18, tmp_path):
     _, _, path = r18
     wrong = _ispan("models", "import", str(path), "-o", str(tmp_path / "a"), "--labels", "ucf101")
     assert wrong.returncode != 0 and wrong.stderr.count("error:") == 1
     assert "101 names" in wrong.stderr and "7 classes" in wrong.stderr
     assert "Traceback" not in wrong.stderr
-    odd = tmp_path / "odd.pth"
-    torch.save({"state_dict": {"encoder.w": torch.ones(2)}}, odd)
-    with pytest.raises(ISpanError, match=r"encoder\.w.*known formats: mmaction2, timm"):
-        import_model(ImportOptions(source=str(odd), output=tmp_path / "b"))
 
 
 @pytest.mark.slow  # about a minute: two subprocesses, an ONNX export and its verification
