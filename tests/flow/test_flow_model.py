@@ -54,7 +54,8 @@ def test_an_explicit_dropout_wins_over_the_flow_default():
 
 @pytest.mark.parametrize(
     "name",
-    ["istpan_tiny", "istpan_resnet18", pytest.param("istpan_inception", marks=pytest.mark.slow)],
+    ["istpan_tiny"]  # torchvision backbones: slow (seconds each to build)
+    + [pytest.param(n, marks=pytest.mark.slow) for n in ("istpan_resnet18", "istpan_inception")],
 )
 def test_cross_modality_init_is_the_rgb_mean_replicated(tmp_path, name):
     torch.manual_seed(1)
