@@ -148,10 +148,22 @@ def spec_of_flow_root(
             "it as videos (ispan data synth --out DIR), extract their flow (ispan flow extract "
             "DIR -o FLOW), then train with --dataset folder --data-root DIR --flow-root FLOW"
         )
+    recorded = recorded_flow_spec(root, items, data_root)
+    if recorded is not None:
+        return FlowSpec.from_dict({**recorded.to_dict(), "length": length})
+    return FlowSpec(layout=detect_layout(root), length=length)
+
+
+def recorded_flow_spec(
+    flow_root: str | Path, items: tuple[VideoItem, ...], data_root: str | Path | None
+) -> FlowSpec | None:
+    """How the flow under ``flow_root`` was made, from the first ``flow.json`` found among the
+    first videos of ``items``; None when there is none (flow from other tools)."""
+    root = Path(flow_root)
     layout = detect_layout(root)
     for item in items[:50]:  # the first videos that have flow: enough to find a record
         for name in flow_name_candidates(item.path, data_root):
             meta = read_meta(video_dirs(root, layout, name)[0])
             if meta is not None:
-                return FlowSpec.from_dict({**meta.spec.to_dict(), "length": length})
-    return FlowSpec(layout=layout, length=length)
+                return meta.spec
+    return None

@@ -18,7 +18,7 @@ import numpy as np
 from ispan_cli.data import load_dataset
 from ispan_cli.data.check import CACHE_FILE, REASONS
 from ispan_cli.data.clips import ClipSettings
-from ispan_cli.data.flow_clips import spec_of_flow_root, with_flow
+from ispan_cli.data.flow_clips import recorded_flow_spec, with_flow
 from ispan_cli.data.items import DatasetSplit
 from ispan_cli.data.skips import SkipReport, check_split
 from ispan_cli.engine.config import check_fraction
@@ -167,10 +167,18 @@ def evaluate(
         data = load_dataset(o.dataset, o.data_root, split, o.synthetic_sizes)
         if not data.test:
             raise ISpanError(f"{o.dataset} split {split} has no test videos to evaluate")
-        for stream in streams:  # flow made another way than a model expects: one line, now
-            if stream.flow is not None:
-                made = spec_of_flow_root(o.flow_root, data.test, o.data_root, stream.flow.length)
-                check_flow_fits(stream.flow, made, f"--flow-root {visible(o.flow_root)}")
+        if any(s.flow is not None for s in streams):
+            if not Path(o.flow_root).is_dir():
+                raise UsageError(
+                    f"--flow-root {visible(o.flow_root)} is not a folder; extract the dataset's "
+                    "flow with `ispan flow extract`"
+                )
+            # flow made another way than a model expects: one line, before any scoring (flow
+            # from other tools has no records, and is taken as it is)
+            made = recorded_flow_spec(o.flow_root, data.test, o.data_root)
+            for stream in streams:
+                if stream.flow is not None and made is not None:
+                    check_flow_fits(stream.flow, made, f"--flow-root {visible(o.flow_root)}")
 
         def checking(done: int, total: int, split: int = split) -> None:
             if check_progress:

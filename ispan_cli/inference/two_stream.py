@@ -198,8 +198,9 @@ def run_two_stream(
             p_rgb = rgb.predict(clip.data[None])[0]  # (C,)
             p_flow = streams.flow.predict(flow_clip.data[None])[0][streams.columns]
             model_ms = (time.perf_counter() - t0) * 1e3
-        except ISpanError as exc:
-            yield error_record(rgb, item.path, str(exc), settings)
+        except Exception as exc:  # one bad video (a decoder crash too) never stops the job
+            message = str(exc) if isinstance(exc, ISpanError) else f"{type(exc).__name__}: {exc}"
+            yield error_record(rgb, item.path, message, settings)
             if options.fail_fast:
                 return
             continue

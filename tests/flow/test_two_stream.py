@@ -285,3 +285,40 @@ def test_the_cli_runs_both_streams(motion_data, flow_run, tmp_path):
     bad = _ispan("classify", str(video), "--model", str(rgb), "--flow-model", str(rgb),
                  cwd=tmp_path, check=False)  # fmt: skip
     assert bad.returncode != 0 and bad.stderr.count("error:") == 1 and "Traceback" not in bad.stderr
+
+
+def test_flow_without_records_is_taken_as_it_is(motion_data, flow_run, tmp_path):
+    # the shared archives have no flow.json: nothing to check, the flow is read and scored
+    import shutil
+
+    from ispan_cli.engine.evaluate_options import EvaluateOptions
+    from ispan_cli.engine.evaluation import evaluate
+
+    data, flow = motion_data
+    bare = tmp_path / "bare"
+    shutil.copytree(flow, bare)
+    for record in bare.rglob("flow.json"):
+        record.unlink()
+    options = EvaluateOptions(
+        "folder", str(flow_run), str(data), workers=0, device="cpu", flow_root=str(bare)
+    )
+    assert evaluate(options).to_dict()["splits"]["1"]["videos"] == 4
+
+
+def test_a_video_that_fails_is_one_record_and_the_job_goes_on(motion_data, flow_run, tmp_path):
+    from ispan_cli.inference.inputs import InputItem
+    from ispan_cli.inference.pipeline import ClassifyOptions
+    from ispan_cli.inference.two_stream import run_two_stream, two_stream
+    from ispan_cli.runtime.loading import load_model
+
+    data, _ = motion_data
+    rgb = load_model(str(_rgb_model(tmp_path / "rgb")), device="cpu").predictor()
+    flow = load_model(str(flow_run), device="cpu")
+    streams = two_stream(rgb, flow.predictor(), flow.flow, (1.0, 1.5))
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video")
+    good = str(next((data / "val" / "down").iterdir()))
+    items = [InputItem(str(broken)), InputItem(good)]
+    records = list(run_two_stream(rgb, streams, items, ClassifyOptions(2, topk=1)))
+    assert records[0]["error"] and "broken.mp4" in records[0]["error"] and not records[0]["topk"]
+    assert records[1]["error"] is None and len(records[1]["topk"]) == 1
