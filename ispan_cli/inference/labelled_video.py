@@ -64,7 +64,9 @@ class LabelledVideo:
         span: float | None,
         decorate: Callable[[np.ndarray, dict | None], np.ndarray] | None = None,
     ) -> None:
-        self.writer = VideoWriter(path, fps, fragmented=True)
+        # ultrafast: 2.4x quicker than veryfast at twice the size (measured, 320x240); a
+        # result video for review is not worth the classification's time
+        self.writer = VideoWriter(path, fps, fragmented=True, preset="ultrafast")
         self.decorate = decorate  # e.g. the window's attention heat (viz/window_heat.py)
         self.topk = topk
         self.span = span
