@@ -68,6 +68,7 @@ def test_evaluate_scores_an_imported_folder(imported, videos, tmp_path):
     assert split["top1"] == pytest.approx(float(np.mean(scores.logits.argmax(1) == scores.labels)))
 
 
+@pytest.mark.slow  # timed runs of a ResNet-18; evaluate covers the folder in the default suite
 def test_benchmark_runs_an_imported_folder(imported):
     from ispan_cli.bench.run import BenchmarkOptions, run_benchmark
     from ispan_cli.nn import read_config
@@ -82,6 +83,7 @@ def test_benchmark_runs_an_imported_folder(imported):
     assert run["runtime"] == "torch" and run["end_to_end_videos_per_s"] > 0
 
 
+@pytest.mark.slow  # starts the Hub server and uploads ~45 MB
 def test_hub_push_uploads_an_imported_folder(imported, hub_server, monkeypatch):
     from huggingface_hub import constants
 
