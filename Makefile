@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint install clean
+.PHONY: demo test test-mmaction2 lint install clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "ispan needs Python >= 3.10"'
@@ -33,6 +33,17 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/python -m pytest -q
+
+# The import checked against MMAction2 1.2 itself: the `mmaction2` extra of pyproject.toml, installed
+# with --no-deps so it cannot replace torch or numpy (checked before and after), then its tests.
+MM_PINS = $(BIN)/python -c 'import tomllib; print(" ".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["mmaction2"]))'
+MM_KEEP = $(BIN)/python -m pip freeze | grep -iE '^(torch|numpy)=='
+test-mmaction2: $(STAMP)
+	$(MM_KEEP) > $(VENV)/.keep-before
+	$(BIN)/python -m pip install --quiet --no-deps $$($(MM_PINS))
+	$(MM_KEEP) | diff $(VENV)/.keep-before - \
+	  || (echo "error: installing mmaction2 changed torch or numpy (above)"; exit 1)
+	$(BIN)/python -m pytest -q -m mmaction2 tests/importers
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -229,6 +229,10 @@ def build_config(config_file: str | Path | None, overrides: dict[str, Any]) -> T
         origins.update(dict.fromkeys(given, where))
     given = {k: v for k, v in overrides.items() if v is not None}
     data.update(_lr_auto(given, "--lr"))
+    if str(data.get("pretrained", "")).startswith("hub:"):  # from --config too, not only the CLI
+        from ispan_cli.importers import resolve_pretrained
+
+        data["pretrained"] = resolve_pretrained(data["pretrained"])  # the cached model.safetensors
     origins.update(dict.fromkeys((k for k in given if k != "command"), "command line"))
     if data.get("lr_find"):
         origins["lr"] = "lr range test (--lr auto)"
