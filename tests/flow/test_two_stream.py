@@ -322,3 +322,38 @@ def test_a_video_that_fails_is_one_record_and_the_job_goes_on(motion_data, flow_
     records = list(run_two_stream(rgb, streams, items, ClassifyOptions(2, topk=1)))
     assert records[0]["error"] and "broken.mp4" in records[0]["error"] and not records[0]["topk"]
     assert records[1]["error"] is None and len(records[1]["topk"]) == 1
+
+
+def test_visualize_shows_a_flow_streams_attention_over_its_stacks(motion_data, tmp_path):
+    import torch
+
+    from ispan_cli.inference.two_stream import load_flow_clip
+    from ispan_cli.nn import create_model, save_model
+    from ispan_cli.runtime.loading import load_model
+    from ispan_cli.video.flow_spec import FlowSpec
+    from ispan_cli.video.preprocess import PreprocessSpec
+    from ispan_cli.viz.maps import attention_mass
+    from ispan_cli.viz.run import VisualizeOptions, run_visualize
+    from ispan_cli.viz.runner import load_runner
+
+    data, _ = motion_data
+    torch.manual_seed(2)
+    model = create_model("istpan_tiny", labels=tuple(CLASSES), modality="flow", flow_length=2,
+                         input_size=64, num_segments=2)  # fmt: skip
+    spec = FlowSpec("dis", 20.0, length=2)
+    extra = {"flow": spec.to_dict(), "preprocessing": PreprocessSpec(73, 64).to_dict()}
+    folder = save_model(model.eval(), tmp_path / "flow_istpan", extra=extra)
+    video = next((data / "val" / "right").iterdir())
+    maps = tmp_path / "maps.npz"
+    result = run_visualize(
+        load_runner(str(folder), device="cpu"),
+        VisualizeOptions(video, tmp_path / "out.mp4", maps_out=maps, short_side=None),
+    )
+    assert result.frames == 2 and result.views[0].frame_indices == [2, 6]  # the stacks' starts
+    saved = np.load(maps)
+    clip = load_flow_clip(str(video), 2, spec, 64, 73)
+    with torch.no_grad():
+        _, expected = load_model(str(folder), device="cpu").model.forward_with_attention(
+            torch.from_numpy(clip.data)
+        )
+    assert np.allclose(saved["fused"], attention_mass(expected.fused.numpy())[0], atol=1e-5)
