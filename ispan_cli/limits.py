@@ -27,6 +27,8 @@ MAX_SEGMENTS = 1024
 MAX_CLASSES = 100_000
 MAX_D = 16_384
 MAX_INPUT_SIZE = MAX_RESIZE
+# Channels of an input frame: 3 for RGB, 2L for a stack of L optical-flow fields (L <= 64).
+MAX_IN_CHANNELS = 128
 # Processes one `ispan train --devices N` starts on one machine.
 MAX_PROCESSES = 256
 

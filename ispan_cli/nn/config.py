@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ispan_cli.errors import ISpanError
-from ispan_cli.limits import MAX_CLASSES, MAX_D, MAX_INPUT_SIZE, MAX_SEGMENTS
+from ispan_cli.limits import MAX_CLASSES, MAX_D, MAX_IN_CHANNELS, MAX_INPUT_SIZE, MAX_SEGMENTS
 from ispan_cli.nn.specs import BACKBONES
 
 ARCHS = ("istpan", "tsn")
@@ -148,11 +148,7 @@ class ModelConfig:
                 f"input_size {self.input_size} is smaller than {self.backbone}'s total stride "
                 f"{spec.strides[-1]}"
             )
-        if self.in_channels < 1:
-            raise ISpanError(
-                f"in_channels must be at least 1 (3 for RGB, 2L for L flow fields), got "
-                f"{self.in_channels}"
-            )
+        _bounded("in_channels", self.in_channels, 1, MAX_IN_CHANNELS, "3 for RGB, 2L for L flows")
         _bounded("num_segments", self.num_segments, 1, MAX_SEGMENTS, "K, 8 in the paper")
         if self.beta < 0 or self.gamma < 0:
             raise ISpanError("loss weights beta and gamma must be non-negative")
