@@ -112,7 +112,7 @@ def resume_overhead(tmp: Path, listing: Path, rounds: int) -> dict:
 def merge_million(tmp: Path, records: int, parts: int) -> dict:
     from ispan_cli.inference.merge import done_path, part_path
 
-    template = json.loads((tmp / "one.jsonl").read_text().splitlines()[0])
+    template = json.loads((tmp / "s.jsonl").read_text().splitlines()[0])  # a real record
     out = tmp / "million.jsonl"
     for i in range(parts):
         part = part_path(out, i, parts)
@@ -165,12 +165,15 @@ def main() -> None:
             "startup (1 video)",
             lambda: [_run(["classify", str(small), "-o", str(tmp / "s.jsonl"), *ONE_CORE])],
         )
-        if "shards" in parts or "merge" in parts:
+        if "shards" in parts:
             results["shards"] = shards_vs_one(tmp, listing, args.videos, startup)
+            print(json.dumps({"shards": results["shards"]}), file=sys.stderr, flush=True)
         if "resume" in parts:
             results["resume"] = resume_overhead(tmp, listing, args.rounds)
+            print(json.dumps({"resume": results["resume"]}), file=sys.stderr, flush=True)
         if "merge" in parts:
             results["merge"] = merge_million(tmp, args.merge_records, 32)
+            print(json.dumps({"merge": results["merge"]}), file=sys.stderr, flush=True)
     results["load_after"] = os.getloadavg()
     print(json.dumps(results, indent=2))
 
