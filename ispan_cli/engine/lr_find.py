@@ -2,10 +2,11 @@
 ``lr_find``, Lightning's ``Tuner.lr_find``) before training.
 
 The learning rate grows geometrically over a few dozen steps while the loss is recorded; the
-choice is a tenth of the rate at which the smoothed loss is lowest (fastai's ``lr_min``, the
-classic rule: the minimum itself is already too hot to train at). The model, its BN statistics
-and the random generators are put back afterwards, so training then runs exactly as it would
-with ``--lr <the choice>``. Deterministic with ``--seed``. Torch-free apart from the plot.
+choice is a tenth of the rate at which the smoothed loss is lowest, the first steps excluded
+(fastai's ``lr_min``, the classic rule: the minimum itself is already too hot to train at).
+The model, its BN statistics and the random generators are put back afterwards, so training
+then runs exactly as it would with ``--lr <the choice>``. Deterministic with ``--seed``.
+Torch-free apart from the plot.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from pathlib import Path
 START, END, STEPS = 1e-5, 1.0, 60
 DIVERGED = 4.0  # stop once the smoothed loss is this many times its minimum
 SMOOTHING = 0.9  # exponential moving average of the loss, bias-corrected
+# the first steps are not candidates (as Lightning's skip_begin): at rates too small to move
+# anything, batch-to-batch noise alone can make one of them the lowest
+SKIP_BEGIN = 10
 LR_FIND_PNG = "lr_find.png"
 
 
@@ -59,10 +63,25 @@ def diverged(smoothed: list[float]) -> bool:
     return not math.isfinite(last) or last > DIVERGED * min(smoothed)
 
 
+def record(step, batches, lrs: list[float], progress=None) -> list[float]:
+    """The loss of ``step(lr, batch)`` at each rate of ``lrs`` in turn (``batches``: an
+    endless iterator), stopping early once the loss has diverged."""
+    losses: list[float] = []
+    for batch in batches:
+        lr = lrs[len(losses)]
+        losses.append(step(lr, batch))
+        if progress is not None:
+            progress(len(losses), losses[-1], lr)
+        if len(losses) == len(lrs) or diverged(smooth(losses)):
+            break
+    return losses
+
+
 def choose(lrs: list[float], losses: list[float]) -> RangeTest:
     """The choice for the losses recorded at ``lrs[:len(losses)]``."""
     smoothed = smooth(losses)
-    finite = [i for i, v in enumerate(smoothed) if math.isfinite(v)]
+    start = SKIP_BEGIN if len(losses) > 2 * SKIP_BEGIN else 0
+    finite = [i for i, v in enumerate(smoothed) if math.isfinite(v) and i >= start]
     if not finite:
         raise ValueError("the range test's loss was never finite")
     best = min(finite, key=lambda i: smoothed[i])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -62,11 +63,19 @@ class Trackers:
     def __init__(self, trackers: list[Tracker], warn) -> None:
         self.active = list(trackers)
         self._warn = warn  # called once per failed tracker with a line for the user
+        self.seconds = 0.0  # spent inside the trackers: their overhead, measured
 
     def run_ids(self) -> dict[str, str]:
         return {t.name: t.run_id for t in self.active}
 
     def _each(self, method: str, *args: Any) -> None:
+        start = time.perf_counter()
+        try:
+            self._call(method, *args)
+        finally:
+            self.seconds += time.perf_counter() - start
+
+    def _call(self, method: str, *args: Any) -> None:
         for tracker in list(self.active):
             try:
                 getattr(tracker, method)(*args)
@@ -110,6 +119,22 @@ def open_trackers(
         factory = {"tensorboard": _TensorBoard, "mlflow": _MLflow, "wandb": _WandB}[name]
         made.append(factory(out, run_ids.get(name), step, options))
     return Trackers(made, warn)
+
+
+def epoch_values(row: dict[str, Any]) -> dict[str, Any]:
+    """An epoch's metrics row under tracker names: ``val_top1`` -> ``val/top1``, ``train_loss``
+    -> ``train_epoch/loss`` (``train/`` holds the step-level values), others under ``epoch/``."""
+    values = {}
+    for key, value in row.items():
+        if key in ("epoch", "step"):
+            continue
+        for prefix, group in (("val_", "val/"), ("train_", "train_epoch/")):
+            if key.startswith(prefix):
+                values[group + key.removeprefix(prefix)] = value
+                break
+        else:
+            values[f"epoch/{key}"] = value
+    return values
 
 
 def _number(v: Any) -> bool:

@@ -6,6 +6,7 @@ started by torchrun, SLURM or :func:`ispan_cli.engine.launch.launch_training`).
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
@@ -45,7 +46,13 @@ from ispan_cli.engine.recipes import describe as describe_recipe
 from ispan_cli.engine.report import plot_curves, write_metrics
 from ispan_cli.engine.scoring import score_videos
 from ispan_cli.engine.stopping import Budget, Monitor, StopSignals
-from ispan_cli.engine.trackers import Trackers, check_installed, open_trackers, parse_trackers
+from ispan_cli.engine.trackers import (
+    Trackers,
+    check_installed,
+    epoch_values,
+    open_trackers,
+    parse_trackers,
+)
 from ispan_cli.errors import ISpanError, UsageError
 from ispan_cli.video.preprocess import default_spec
 
@@ -302,6 +309,7 @@ class _Run:
             self.net.train()
             self._freeze_bn()
             t_epoch = time.perf_counter()
+            tracked = self.trackers.seconds
             wait = compute = 0.0
             t0 = time.perf_counter()
             for batch in loader:
@@ -324,6 +332,8 @@ class _Run:
                 self._save_last()  # mid-epoch: the partial sums travel with it
                 break
             row = self._end_epoch(epoch, time.perf_counter() - t_epoch, wait, compute)
+            if self.tracker_names:  # the trackers' share of step time, measured in the steps
+                row["tracker_share"] = (self.trackers.seconds - tracked) / max(wait + compute, 1e-9)
             self.epoch, self.step_in_epoch = epoch + 1, 0
             self.partial = _zero_sums()
             self.history.append(row)
@@ -349,8 +359,8 @@ class _Run:
             self.trackers.artifacts(best)
         if world.main and self.history:
             write_report(self.out)
-        if self.stopped:
-            self._message(f"stopped: {self.stopped}")
+        if self.stopped and world.main:  # the command says it on the terminal
+            log.info("stopped: %s", self.stopped)
         self._emit(
             "done",
             data={"best_model": str(best), "best_top1": self.best, "stopped": self.stopped},
@@ -382,36 +392,32 @@ class _Run:
         sampler = GlobalBatchSampler(
             len(self.data.train), cfg.batch_size, self.world.rank, self.world.size, cfg.seed + 2
         )
-        losses: list[float] = []
-        epoch = 0
         self.net.train()
         self._freeze_bn()
-        while len(losses) < len(lrs):
-            sampler.set_epoch(epoch)
-            loader = DataLoader(
-                self.train_data, batch_sampler=sampler, num_workers=cfg.workers,
-                collate_fn=collate, generator=torch.Generator().manual_seed(cfg.seed + 2),
-            )  # fmt: skip
-            for batch in loader:
-                lr = lrs[len(losses)]
-                for group in optimizer.param_groups:
-                    group["lr"] = lr * (cfg.attention_lr if group.get("attention") else 1.0)
-                loss, _, _, _, _, empty = self._forward(batch)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                total, count = all_reduce_sum(
-                    [0.0 if empty else float(loss.detach()), 0.0 if empty else 1.0], self.world
-                )
-                losses.append(total / count if count else float("nan"))
-                self._emit("step", step=len(losses), steps=len(lrs),
-                           data={"loss": losses[-1], "lr": lr})  # fmt: skip
-                if len(losses) == len(lrs) or lr_find.diverged(lr_find.smooth(losses)):
-                    break
-            else:
-                epoch += 1
-                continue
-            break
+
+        def batches():  # epoch after epoch, in an order of the range test's own
+            for epoch in itertools.count():
+                sampler.set_epoch(epoch)
+                yield from DataLoader(
+                    self.train_data, batch_sampler=sampler, num_workers=cfg.workers,
+                    collate_fn=collate, generator=torch.Generator().manual_seed(cfg.seed + 2),
+                )  # fmt: skip
+
+        def step(lr: float, batch: dict[str, Any]) -> float:
+            for group in optimizer.param_groups:
+                group["lr"] = lr * (cfg.attention_lr if group.get("attention") else 1.0)
+            loss, _, _, _, _, empty = self._forward(batch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            mine = [0.0, 0.0] if empty else [float(loss.detach()), 1.0]
+            total, count = all_reduce_sum(mine, self.world)  # every process: the same loss
+            return total / count if count else float("nan")
+
+        def shown(done: int, loss: float, lr: float) -> None:
+            self._emit("step", step=done, steps=len(lrs), data={"loss": loss, "lr": lr})
+
+        losses = lr_find.record(step, batches(), lrs, shown)
         self.model.load_state_dict(weights)
         ckpt.set_rng_state(rng)
         try:
@@ -565,17 +571,7 @@ class _Run:
         trackers, at the epoch's last step."""
         if not self.trackers.active:
             return
-        values = {}
-        for key, value in row.items():
-            if key in ("epoch", "step"):
-                continue
-            for prefix, group in (("val_", "val/"), ("train_", "train_epoch/")):
-                if key.startswith(prefix):
-                    values[group + key.removeprefix(prefix)] = value
-                    break
-            else:
-                values[f"epoch/{key}"] = value
-        self.trackers.metrics(values, row["step"])
+        self.trackers.metrics(epoch_values(row), row["step"])
         confusion = getattr(self, "_confusion", None)
         if confusion is not None and confusion[0] == row["epoch"]:
             import tempfile
