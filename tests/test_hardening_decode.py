@@ -3,14 +3,13 @@
 A 3 MB MJPEG claiming 16000x16000 pixels a frame made ``ispan frames`` use 8.3 GB to print 8
 indices. The hostile files are made here cheaply: a flat grey JPEG's entropy-coded data is the
 same 4 bytes for every 16x16 block, so a 16000x16000 frame is built from the scan of a 16x16 one
-encoded by PyAV, with the size in its SOF0 header changed. Peak memory is read from the child
-process's ``ru_maxrss``.
+encoded by PyAV, with the size in its SOF0 header changed. The command's one error line is checked
+through the CLI; peak memory (``ru_maxrss``) in a child running the same video-layer call.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from fractions import Fraction
@@ -19,7 +18,9 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
+from ispan_cli.app import app
 from ispan_cli.limits import DECODE_BUDGET_BYTES, MAX_FRAME_PIXELS, decode_threads
 
 MiB = 2**20
@@ -59,43 +60,47 @@ def write_mjpeg(path: Path, sides: list[int], header_side: int | None = None) ->
     return path
 
 
-# Runs the CLI in a child and prints that child's peak RSS (bytes) as the last stdout line.
+# Runs library code in a child (the video layer, without the CLI's start-up imports) and prints
+# the error it raised, if any, and the child's peak RSS in bytes as the last line.
 _MEASURE = """
-import resource, subprocess, sys
-r = subprocess.run([sys.executable, "-m", "ispan_cli", *sys.argv[1:]], capture_output=True,
-                   text=True)
-sys.stdout.write(r.stdout)
-sys.stderr.write(r.stderr)
-print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024)
-sys.exit(r.returncode)
+import resource, sys
+from ispan_cli.errors import ISpanError
+from ispan_cli.video import TSNSampler, open_video, sample_video
+from ispan_cli.video.extract import sample_indices
+path = sys.argv[1]
+try:
+    exec(sys.argv[2])
+except ISpanError as exc:
+    print("error:", exc)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
 """
 
 
-def run_measured(*args: str, env: dict | None = None) -> tuple[subprocess.CompletedProcess, int]:
+def run_measured(path: Path | str, code: str) -> tuple[str, int]:
+    """(what the code printed, peak RSS in bytes) of ``code`` run on ``path`` in a child."""
     result = subprocess.run(
-        [sys.executable, "-c", _MEASURE, *args],
+        [sys.executable, "-c", _MEASURE, str(path), code],
         capture_output=True,
         text=True,
         timeout=120,
-        env={**os.environ, **(env or {})},
     )
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
     *out, peak = result.stdout.splitlines()
-    result.stdout = "\n".join(out)
-    return result, int(peak)
+    return "\n".join(out), int(peak)
 
 
 @pytest.fixture(scope="module")
 def baseline() -> int:
-    """Peak RSS of a command that decodes nothing: what importing the CLI costs (it varies with
-    what the CLI imports at start-up), so the tests bound what decoding adds."""
-    result, peak = run_measured("--version")
-    assert result.returncode == 0, result.stderr
+    """The child's peak RSS when it decodes nothing: the tests bound what decoding adds."""
+    _, peak = run_measured("", "pass")
     return peak
 
 
-def _one_error_line(result: subprocess.CompletedProcess) -> str:
+def _cli_error(*args: str) -> str:
+    result = CliRunner().invoke(app, list(args))
     lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert "Traceback" not in result.stderr and "this is a bug" not in result.stderr
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output and "this is a bug" not in result.output
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     return lines[0]
 
@@ -108,24 +113,24 @@ def test_the_generated_file_really_is_16000_pixels_square(tmp_path):
         assert (ctx.width, ctx.height) == (16000, 16000)
 
 
-@pytest.mark.parametrize("decoder", ["pyav", pytest.param("opencv", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("decoder", ["pyav", "opencv"])
 def test_a_16000_pixel_square_mjpeg_is_refused_in_bounded_memory(tmp_path, decoder, baseline):
     path = write_mjpeg(tmp_path / "huge.avi", [16000] * 3)
-    result, peak = run_measured("frames", str(path), "--decoder", decoder)
-    assert result.returncode == 1
-    line = _one_error_line(result)
+    line = _cli_error("frames", str(path), "--decoder", decoder)
     assert "16000x16000" in line and "ISPAN_MAX_FRAME_PIXELS" in line
-    # one decoded frame would be 366 MiB as YUV and 732 MiB as RGB; the run adds far less
+    printed, peak = run_measured(path, f"open_video(path, {decoder!r})")
+    assert printed.startswith("error: ") and "16000x16000" in printed
+    # one decoded frame would be 366 MiB as YUV and 732 MiB as RGB; opening adds far less
     assert peak - baseline < 150 * MiB, (peak - baseline) / MiB
 
 
 def test_a_frame_that_grows_mid_stream_is_refused_by_the_decoder(tmp_path, baseline):
     # The header and the first frame say 16x16: only FFmpeg's max_pixels sees the second frame.
     path = write_mjpeg(tmp_path / "grows.avi", [16, 16000, 16000, 16])
-    result, peak = run_measured("frames", str(path), "-o", str(tmp_path / "out"), "-s", "4")
-    assert result.returncode == 1
-    line = _one_error_line(result)
+    line = _cli_error("frames", str(path), "-o", str(tmp_path / "out"), "-s", "4")
     assert "frame limit" in line and "grows.avi" in line
+    printed, peak = run_measured(path, "sample_video(path, TSNSampler(4))")
+    assert printed.startswith("error: ") and "frame limit" in printed
     assert peak - baseline < 150 * MiB, (peak - baseline) / MiB
 
 
@@ -135,10 +140,10 @@ def test_the_limit_can_be_lowered_and_raised(tmp_path, monkeypatch):
     from ispan_cli.video import probe
 
     path = write_mjpeg(tmp_path / "small.avi", [1024] * 3)
-    lowered, _ = run_measured("probe", str(path), env={"ISPAN_MAX_FRAME_PIXELS": "1000000"})
-    assert lowered.returncode == 1
-    assert "1024x1024" in _one_error_line(lowered) and "1,000,000 pixels" in lowered.stderr
     assert (probe(path).width, probe(path).height) == (1024, 1024)  # the default takes it
+    monkeypatch.setenv("ISPAN_MAX_FRAME_PIXELS", "1000000")
+    line = _cli_error("probe", str(path))
+    assert "1024x1024" in line and "1,000,000 pixels" in line
     monkeypatch.setenv("ISPAN_MAX_FRAME_PIXELS", "lots")
     with pytest.raises(UsageError, match="ISPAN_MAX_FRAME_PIXELS='lots'"):
         max_frame_pixels()
@@ -147,11 +152,20 @@ def test_the_limit_can_be_lowered_and_raised(tmp_path, monkeypatch):
 def test_frames_without_out_decodes_no_sampled_frame(tmp_path, baseline):
     # 8000x8000 is under the limit: 183 MiB a frame as RGB, 92 MiB as YUV. Printing 8 indices
     # used to decode and convert all 8 (1.4 GiB of RGB); now only the first frame is decoded.
+    import tracemalloc
+
     path = write_mjpeg(tmp_path / "big.avi", [8000] * 8)
-    result, peak = run_measured("frames", str(path), "-f", "json")
-    assert result.returncode == 0, result.stderr
-    indices = [row["index"] for row in json.loads(result.stdout)["frames"]]
-    assert indices == list(range(8))
+    tracemalloc.start()  # NumPy reports its arrays to tracemalloc: decoded RGB frames count
+    try:
+        result = CliRunner().invoke(app, ["frames", str(path), "-f", "json"])
+        _, numpy_peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result.exit_code == 0, result.output
+    assert numpy_peak < 64 * MiB, numpy_peak / MiB  # not one 183 MiB RGB frame
+    assert [row["index"] for row in json.loads(result.stdout)["frames"]] == list(range(8))
+    printed, peak = run_measured(path, "print(sample_indices(path, TSNSampler(8))[1].indices)")
+    assert printed == "[[0 1 2 3 4 5 6 7]]"
     assert peak - baseline < 400 * MiB, (peak - baseline) / MiB
 
 
