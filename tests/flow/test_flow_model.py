@@ -198,3 +198,16 @@ def test_train_settings_for_the_flow_stream():
     assert build_config(None, {"pretrained": "imagenet"}).dropout == 0.8  # RGB unchanged
     with pytest.raises(UsageError, match="--modality flow needs --flow-root"):
         build_config(None, {"modality": "flow"})
+
+
+@pytest.mark.slow  # an ONNX export and its verification
+def test_ispan_export_verifies_a_flow_model_on_its_own_flow(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from ispan_cli.export.run import ExportOptions, run_export
+    from ispan_cli.runtime.loading import load_model
+
+    spec = FlowSpec("dis", 20.0, length=2)
+    _, folder = _flow_folder(tmp_path, spec)
+    result = run_export(ExportOptions(model=str(folder), output=tmp_path / "flow.onnx"))
+    assert result.verify.passed and len(result.verify.frame_indices) == 8  # K stacks
+    assert load_model(str(tmp_path / "flow.onnx"), runtime="onnx", device="cpu").flow == spec
