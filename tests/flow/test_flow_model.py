@@ -211,3 +211,18 @@ def test_ispan_export_verifies_a_flow_model_on_its_own_flow(tmp_path):
     result = run_export(ExportOptions(model=str(folder), output=tmp_path / "flow.onnx"))
     assert result.verify.passed and len(result.verify.frame_indices) == 8  # K stacks
     assert load_model(str(tmp_path / "flow.onnx"), runtime="onnx", device="cpu").flow == spec
+
+
+def test_a_flow_stream_starts_from_a_trained_rgb_model_by_cross_modality(tmp_path):
+    from ispan_cli.engine.init_from import init_from
+
+    torch.manual_seed(3)
+    rgb = create_model("istpan_tiny", labels=("a", "b", "c"))
+    folder = save_model(rgb.eval(), tmp_path / "rgb")
+    flow = create_model("istpan_tiny", labels=("a", "b", "c"), modality="flow")
+    report = init_from(flow, str(folder), ("a", "b", "c"))
+    key = "backbone.net." + FIRST_CONV["tiny"]
+    assert key in report.loaded and not report.initialised
+    w = rgb.state_dict()[key]
+    assert torch.allclose(flow.state_dict()[key], w.mean(1, keepdim=True).repeat(1, 10, 1, 1))
+    assert torch.equal(flow.state_dict()["fc.weight"], rgb.state_dict()["fc.weight"])
