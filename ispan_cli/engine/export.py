@@ -12,6 +12,7 @@ from ispan_cli.data.skips import SkipReport
 from ispan_cli.engine.config import TrainConfig
 from ispan_cli.engine.report import model_card
 from ispan_cli.model_folder import CARD_FILE, atomic_write_text
+from ispan_cli.video.flow_spec import FlowSpec
 from ispan_cli.video.preprocess import PreprocessSpec
 from ispan_cli.video.sampling import SamplingSpec
 
@@ -25,9 +26,11 @@ def export_best(
     row: dict[str, Any],
     skips: SkipReport | None = None,
     notes: dict[str, str] | None = None,
+    flow: FlowSpec | None = None,
 ) -> Path:
     """Writes the model folder (each file atomically) with the validation metrics of ``row``;
-    the card says how many listed videos the run skipped and why (``skips``)."""
+    the card says how many listed videos the run skipped and why (``skips``). ``flow``: a flow
+    stream's FlowSpec, written as the ``"flow"`` section."""
     from ispan_cli.nn import save_model
 
     metrics = _metrics(cfg, data, row)
@@ -37,6 +40,8 @@ def export_best(
         "metrics": metrics,
         "training": {**cfg.to_dict(), "data_root": cfg.data_root and str(cfg.data_root)},
     }
+    if flow is not None:
+        extra["flow"] = flow.to_dict()
     was_training = model.training
     save_model(model, folder, extra=extra)
     model.train(was_training)

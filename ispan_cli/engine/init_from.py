@@ -78,11 +78,25 @@ def init_from(model: nn.Module, spec: str, labels: tuple[str, ...]) -> InitRepor
     from ispan_cli.runtime.loading import load_model
 
     source = load_model(spec, device="cpu")
-    state = source.model.state_dict()
+    state = cross_modality_state(model, source.model.state_dict())
     report = load_matching(model, state, source.labels, labels)
     return InitReport(
         **{**report.to_dict(), "source": source.identity.display, "sha256": source.identity.sha256}
     )
+
+
+def cross_modality_state(model: nn.Module, state: dict[str, torch.Tensor]) -> dict:
+    """``state`` with an RGB model's first convolution converted for a flow ``model`` (2L
+    channels) by TSN's cross-modality pre-training (``ispan_cli.nn.flow``), so a flow stream
+    can start from a trained RGB model as it does from ImageNet."""
+    from ispan_cli.nn.flow import FIRST_CONV, cross_modality
+
+    config = model.config
+    key = "backbone.net." + FIRST_CONV[config.backbone]
+    weight = state.get(key)
+    if config.in_channels == 3 or weight is None or weight.dim() != 4 or weight.shape[1] != 3:
+        return state
+    return {**state, key: cross_modality(weight, config.in_channels)}
 
 
 def load_matching(

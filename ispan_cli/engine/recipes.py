@@ -68,6 +68,15 @@ def apply_recipe(
         if key not in settings:
             settings[key] = recipe.values[key]
             origins[key] = f"recipe {recipe.name}"
+    if (
+        settings.get("modality") == "flow"
+        and recipe.name == "finetune"
+        and (origins.get("dropout") == f"recipe {recipe.name}")
+    ):  # TSN's flow stream, fine-tuned from cross-modality ImageNet weights, drops 0.7
+        from ispan_cli.nn.flow import FLOW_DROPOUT  # here: ispan_cli.nn imports torch
+
+        settings["dropout"] = FLOW_DROPOUT
+        origins["dropout"] = f"recipe {recipe.name}, flow stream"
     settings["recipe"] = recipe.name
     return settings, origins
 

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ispan_cli.data.clips import ClipSettings, ShardSampler, VideoClips, collate
+from ispan_cli.data.clips import ClipSettings, ShardSampler, collate
+from ispan_cli.data.flow_clips import clips_for
 from ispan_cli.data.items import VideoItem
 from ispan_cli.engine.distributed import World, all_gather_objects
 
@@ -45,7 +46,7 @@ def score_videos(
 
     was_training = model.training
     model.eval()
-    data = VideoClips(items, settings)
+    data = clips_for(items, settings)  # decoded frames, or flow for FlowClipSettings
     sampler = ShardSampler(len(items), batch_size, world.rank, world.size)
     loader = DataLoader(data, batch_sampler=sampler, num_workers=workers, collate_fn=collate)
     mine_idx, mine_logits, failed = [], [], []
@@ -55,7 +56,7 @@ def score_videos(
     for batch in loader:
         failed.extend(batch["failed"])
         if batch["clips"] is not None:
-            clips = batch["clips"].to(device)  # (B, crops, K, 3, S, S)
+            clips = batch["clips"].to(device)  # (B, crops, K, C, S, S)
             b, crops = clips.shape[:2]
             with autocast:
                 logits = model(clips.flatten(0, 1))  # (B*crops, K, 3, S, S) -> (B*crops, C)
