@@ -68,7 +68,8 @@ def export_onnx(
     with_attention = FUSED in info.outputs
     module = _WithAttention(model).eval() if with_attention else model
     size = model.config.input_size
-    example = torch.randn(_TRACE_BATCH, _TRACE_SEGMENTS, 3, size, size)
+    c = model.config.in_channels  # 3 for RGB, 2L for a flow stream
+    example = torch.randn(_TRACE_BATCH, _TRACE_SEGMENTS, c, size, size)
     batch, segments = torch.export.Dim("batch"), torch.export.Dim("segments")
     captured = io.StringIO()
     try:

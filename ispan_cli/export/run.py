@@ -104,6 +104,11 @@ def run_export(options: ExportOptions, progress: Progress | None = None) -> Expo
     # a registry architecture gives a random-weight graph, for speed work only
     loaded = load_model(options.model, device="cpu", allow_registry=True)
     model, spec = loaded.model, loaded.preprocessing
+    if options.int8 and loaded.flow is not None:
+        raise UsageError(
+            f"--int8 calibrates on RGB clips and {loaded.identity.id} is a flow model; export it "
+            "without --int8"
+        )
     path, int8_path = output_paths(loaded.identity.id, options.output, options.int8)
     existing = [p for p in (path, int8_path) if p is not None and p.exists()]
     if existing and not options.force:

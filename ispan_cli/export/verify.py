@@ -91,9 +91,20 @@ def verify_export(
     from ispan_cli.video.clip import load_clip
 
     k = model.config.num_segments
-    clip = load_clip(str(video), k, replace(preprocessing, crops=3), decoder)
-    x = clip.data  # (3 crops, K, 3, S, S): a batch of 3 real views
     predictor = OnnxPredictor(onnx_path, device="cpu")
+    if model.config.in_channels == 3:
+        clip = load_clip(str(video), k, replace(preprocessing, crops=3), decoder)
+        x, indices = clip.data, clip.indices  # (3 crops, K, 3, S, S): a batch of 3 real views
+    else:  # a flow stream: its K flow stacks of the video, made as its FlowSpec says
+        from ispan_cli.inference.two_stream import load_flow_clip
+        from ispan_cli.video.flow_spec import FlowSpec
+
+        doc = predictor.info.config.get("flow")
+        spec = FlowSpec.from_dict(doc) if doc else FlowSpec(length=model.config.in_channels // 2)
+        flow = load_flow_clip(
+            str(video), k, spec, preprocessing.crop, preprocessing.resize, decoder
+        )
+        x, indices = flow.data, flow.starts  # (1, K, 2L, S, S)
     model = model.eval()
     with torch.inference_mode():
         if predictor.with_attention:
@@ -113,7 +124,7 @@ def verify_export(
     )
     return VerifyReport(
         video=str(video),
-        frame_indices=clip.indices,
+        frame_indices=indices,
         segments=k,
         agreement=agreement,
         tolerance=tolerance,

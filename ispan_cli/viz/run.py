@@ -191,6 +191,9 @@ def _render_video(
         else:
             sampler = TSNSampler(k)
         sampling = sampler.sample(reader.frame_times(), info.duration)
+        flow_x = None
+        if runner.flow is not None:  # a flow stream: its K stacks, shown on each stack's frame
+            sampling, flow_x = _flow_view(runner, options, k, spec, reader, info.duration)
         layout = _Layout.of(info, spec, options.short_side)
         n_views = len(sampling.indices)
         sheet_views = set(np.linspace(0, n_views - 1, min(n_views, SHEET_ROWS)).round().astype(int))
@@ -202,7 +205,7 @@ def _render_video(
                     runner, reader, layout, options, panels, timings,
                     View(v, span, [int(i) for i in row],
                          [round(float(t), 6) for t in sampling.timestamps[v]], [], []),
-                    writer.write, thumbnails=v in sheet_views,
+                    writer.write, thumbnails=v in sheet_views, flow_x=flow_x,
                 )  # fmt: skip
                 if rendered:
                     sheet.append(rendered)
@@ -235,7 +238,7 @@ def _render_video(
 
 
 def _one_view(runner, reader, layout: _Layout, options, panels, timings: _Timings, view: View,
-              write, thumbnails: bool):  # fmt: skip
+              write, thumbnails: bool, flow_x=None):  # fmt: skip
     """Decodes, scores and renders one view; returns it with its masses, probabilities, logits
     and (when ``thumbnails``) small copies of its rendered frames for the contact sheet."""
     from ispan_cli.inference.pipeline import topk_entries
@@ -247,7 +250,8 @@ def _one_view(runner, reader, layout: _Layout, options, panels, timings: _Timing
     with timings("decode"):
         model_frames = _read(reader, row, layout.spec.resize)
     with timings("preprocess"):
-        x = preprocess(model_frames, layout.spec)  # (1, K, 3, S, S)
+        # (1, K, 3, S, S); a flow stream's (1, K, 2L, S, S) was computed by _flow_view
+        x = preprocess(model_frames, layout.spec) if flow_x is None else flow_x
     with timings("model"):
         logits, fused, levels = runner.run(x)
     with timings("decode"):
@@ -279,6 +283,29 @@ def _one_view(runner, reader, layout: _Layout, options, panels, timings: _Timing
             if thumbnails:  # small copies only: memory stays bounded
                 rendered.append(thumbnail(frame))
     return view, masses, probs, logits[0], rendered
+
+
+def _flow_view(runner, options, k: int, spec, reader, duration):
+    """A flow model's one view: the flow stacks classify and evaluate give it (TSN test
+    positions, computed on the fly with its own method), and the sampling of the frame each
+    stack starts at, where its maps are drawn."""
+    from ispan_cli.inference.two_stream import load_flow_clip
+    from ispan_cli.video.sampling import FrameSampling
+
+    if options.window is not None:
+        raise UsageError(
+            "a flow model is visualized over its K flow stacks of the whole video; drop --window"
+        )
+    clip = load_flow_clip(
+        str(options.video), k, runner.flow, spec.crop, spec.resize, options.decoder,
+        options.stream,
+    )  # fmt: skip
+    starts = np.asarray(clip.starts, np.int64)
+    times = np.asarray(reader.frame_times(), np.float64)
+    sampling = FrameSampling(
+        "tsn-flow", starts[None], times[starts][None], np.array([[0.0, duration or 0.0]]), False
+    )
+    return sampling, clip.data[0][None]  # (1, K, 2L, S, S)
 
 
 def _render_view(display, masses, box, captions, options: VisualizeOptions):

@@ -10,6 +10,7 @@ import numpy as np
 from ispan_cli.errors import ISpanError
 from ispan_cli.identity import ModelIdentity
 from ispan_cli.runtime.predictor import Predictor, TorchPredictor
+from ispan_cli.video.flow_spec import FlowSpec
 from ispan_cli.video.preprocess import PreprocessSpec
 
 
@@ -24,6 +25,7 @@ class AttentionRunner:
     predictor: Predictor
     pyramid: tuple[str, ...]
     _run: Any
+    flow: FlowSpec | None = None  # a flow stream's: its input is flow made this way
 
     def run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
         """(N, K, 3, S, S) -> logits (N, C), fused (N, d, K, h, w), levels [(N, d, K, h, w)]."""
@@ -36,13 +38,16 @@ def load_runner(spec: str | None, runtime: str = "torch", device: str = "auto") 
 
     loaded = load_model(spec, runtime, device)
     if loaded.session is not None:
-        return _onnx_runner(loaded.session)
-    if loaded.config.arch != "istpan":
+        runner = _onnx_runner(loaded.session)
+    elif loaded.config.arch != "istpan":
         raise ISpanError(
             f"{loaded.identity.id} is a plain {loaded.config.arch} model without attention maps; "
             "visualize needs an istpan model"
         )
-    return torch_runner(loaded.model, loaded.identity, loaded.preprocessing, loaded.device)
+    else:
+        runner = torch_runner(loaded.model, loaded.identity, loaded.preprocessing, loaded.device)
+    runner.flow = loaded.flow  # a flow stream's maps are over its flow stacks (viz/run.py)
+    return runner
 
 
 def _onnx_runner(predictor) -> AttentionRunner:
