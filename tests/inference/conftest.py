@@ -15,6 +15,14 @@ from tests.inference.schema import check_record
 from tests.video.videogen import write_pattern_video
 
 runner = CliRunner()
+LAUNCHER_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "SLURM_PROCID", "SLURM_NTASKS", "SLURM_STEP_ID")
+
+
+@pytest.fixture(autouse=True)
+def _one_process(monkeypatch):
+    """Tests run as one process even when pytest itself runs under torchrun or srun."""
+    for name in LAUNCHER_ENV:
+        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture(scope="module")

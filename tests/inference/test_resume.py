@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import random
 import signal
 import subprocess
@@ -186,7 +185,3 @@ def test_list_file_errors_are_records(list_videos, tmp_path):
     records = _jsonl(out)
     assert "list file" in records[0]["error"] and "does not exist" in records[0]["error"]
     assert records[1]["error"] is None
-
-
-def test_env_is_clean():
-    assert "RANK" not in os.environ or "WORLD_SIZE" not in os.environ  # tests run unsharded
