@@ -58,7 +58,8 @@ def detect_shard(option: str | None, env: Mapping[str, str] | None = None) -> Sh
     """The shard of this process: ``--shard`` if given, else torchrun's ``RANK``/``WORLD_SIZE``,
     else an ``srun`` step's ``SLURM_PROCID``/``SLURM_NTASKS``; None for a single process.
 
-    SLURM counts only inside a job step (``SLURM_STEP_ID`` set): a batch script that runs ispan
+    SLURM counts only inside an srun step (its ``SLURM_STEP_NUM_TASKS``; else ``SLURM_NTASKS``
+    with a ``SLURM_STEP_ID`` that is not the batch script's): a batch script that runs ispan
     once, without srun, is one process even when the job has several tasks.
     """
     env = os.environ if env is None else env
@@ -69,11 +70,24 @@ def detect_shard(option: str | None, env: Mapping[str, str] | None = None) -> Sh
     world = _int(env, "WORLD_SIZE")
     if world is not None and world > 1:
         return _checked(_int(env, "RANK"), world, "torchrun", "RANK", _int(env, "LOCAL_RANK"))
-    tasks = _int(env, "SLURM_NTASKS")
-    if tasks is not None and tasks > 1 and "SLURM_STEP_ID" in env:
+    tasks = _slurm_step_tasks(env)
+    if tasks is not None and tasks > 1:
         rank = _int(env, "SLURM_PROCID")
         return _checked(rank, tasks, "slurm", "SLURM_PROCID", _int(env, "SLURM_LOCALID"))
     return None
+
+
+_BATCH_STEP = 4294967294  # SLURM_BATCH_SCRIPT: the step id of the batch script itself
+
+
+def _slurm_step_tasks(env: Mapping[str, str]) -> int | None:
+    step_tasks = _int(env, "SLURM_STEP_NUM_TASKS")
+    if step_tasks is not None:
+        return step_tasks
+    step = _int(env, "SLURM_STEP_ID", "SLURM_STEPID")
+    if step is None or step == _BATCH_STEP:
+        return None
+    return _int(env, "SLURM_NTASKS")
 
 
 def _checked(rank: int | None, world: int, source: str, name: str, local: int | None) -> Shard:

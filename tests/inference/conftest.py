@@ -15,7 +15,10 @@ from tests.inference.schema import check_record
 from tests.video.videogen import write_pattern_video
 
 runner = CliRunner()
-LAUNCHER_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "SLURM_PROCID", "SLURM_NTASKS", "SLURM_STEP_ID")
+LAUNCHER_ENV = (
+    "RANK", "WORLD_SIZE", "LOCAL_RANK", "SLURM_PROCID", "SLURM_NTASKS", "SLURM_STEP_ID",
+    "SLURM_STEPID", "SLURM_STEP_NUM_TASKS",
+)  # fmt: skip
 
 
 @pytest.fixture(autouse=True)

@@ -39,7 +39,12 @@ def test_shares_are_every_nth_input_and_cover_each_once():
             {"SLURM_PROCID": "5", "SLURM_NTASKS": "6", "SLURM_STEP_ID": "0", "SLURM_LOCALID": "2"},
             Shard(5, 6, "slurm", 2),
         ),
+        (
+            {"SLURM_PROCID": "1", "SLURM_STEP_NUM_TASKS": "4", "SLURM_NTASKS": "8"},
+            Shard(1, 4, "slurm"),
+        ),
         ({"SLURM_PROCID": "0", "SLURM_NTASKS": "6"}, None),  # a batch script, not an srun step
+        ({"SLURM_PROCID": "0", "SLURM_NTASKS": "6", "SLURM_STEP_ID": "4294967294"}, None),
         ({}, None),
     ],
 )
