@@ -142,3 +142,15 @@ def test_probe_and_list_files_take_urls(pattern, tmp_path):
 def test_unknown_host_is_one_error():
     with pytest.raises(VideoError, match="cannot reach the host"):
         open_video("http://no-such-host.invalid/x.mp4", timeout=5)
+
+
+def test_classifier_export_is_lazy():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, ispan_cli; a = 'numpy' in sys.modules; "
+        "from ispan_cli import Classifier; print(a, 'torch' in sys.modules, Classifier.__name__)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False", "Classifier"]
