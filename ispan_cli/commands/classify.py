@@ -44,7 +44,9 @@ def classify(
             help="Video files, folders (searched recursively), glob patterns, list files "
             "(list.txt, list.lst, or @FILE for any name: one input a line), or - to read "
             "inputs from standard input, one per line. Lists stream: a million lines cost no "
-            "memory.",
+            "memory. Also URLs (http, https, ftp), live streams (rtsp, rtmp, udp, HLS .m3u8) "
+            "and cameras (webcam:0, /dev/video0): a live source runs as a rolling timeline "
+            "(--window, default 2 s); --timeout also bounds how long a source may stay silent.",
             show_default=False,
         ),
     ],
@@ -142,8 +144,8 @@ def classify(
             "--output's part file OUT.part-0000I-of-0000N; when all parts are complete the last "
             "to finish merges them into OUT in input order (or run `ispan merge OUT`). For SLURM "
             "array jobs: --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT. Under torchrun "
-            "(RANK, WORLD_SIZE) or srun (SLURM_PROCID, SLURM_NTASKS) the share comes from the "
-            "environment.",
+            "(RANK, WORLD_SIZE) or srun (SLURM_PROCID, SLURM_STEP_NUM_TASKS) the share comes "
+            "from the environment.",
             show_default=False,
         ),
     ] = None,
