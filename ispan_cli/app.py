@@ -6,6 +6,7 @@ libraries inside their bodies.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import math
@@ -131,13 +132,23 @@ def _show_library_warnings() -> None:
 
 
 def _register() -> None:
-    from ispan_cli.commands import benchmark, classify, doctor, frames, models, probe, visualize
+    from ispan_cli.commands import (
+        benchmark,
+        classify,
+        doctor,
+        evaluate_fuse,
+        frames,
+        models,
+        probe,
+        visualize,
+    )
     from ispan_cli.commands import data as data_cmd
     from ispan_cli.commands import evaluate as evaluate_cmd
-    from ispan_cli.commands import evaluate_fuse
     from ispan_cli.commands import export as export_cmd
     from ispan_cli.commands import flow as flow_cmd
     from ispan_cli.commands import hub as hub_cmd
+    from ispan_cli.commands import merge as merge_cmd
+    from ispan_cli.commands import report as report_cmd
     from ispan_cli.commands import train as train_cmd
 
     app.command("classify", no_args_is_help=True)(classify.classify)
@@ -146,9 +157,9 @@ def _register() -> None:
     app.add_typer(models.app, name="models")
     app.command("doctor")(doctor.doctor)
     app.command("train")(train_cmd.train)
+    app.command("report", no_args_is_help=True)(report_cmd.report)
     app.command("evaluate", no_args_is_help=True)(evaluate_cmd.evaluate)
-    # `ispan fuse`, not `ispan evaluate fuse`: evaluate is one command (required --dataset), and
-    # a group would change its own command line
+    # also spelled `ispan evaluate fuse` (ErrorRenderingGroup.parse_args)
     app.command("fuse", no_args_is_help=True)(evaluate_fuse.fuse)
     app.add_typer(data_cmd.app, name="data")
     app.add_typer(hub_cmd.app, name="hub")
@@ -156,6 +167,7 @@ def _register() -> None:
     app.command("export")(export_cmd.export)
     app.command("visualize", no_args_is_help=True)(visualize.visualize)
     app.command("benchmark")(benchmark.benchmark)
+    app.command("merge", no_args_is_help=True)(merge_cmd.merge)
 
 
 def _finite_numbers(func):
@@ -216,8 +228,7 @@ def _exit_now(code: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.shutdown()  # flushes file logs such as a run's train.log
     for stream in (sys.stdout, sys.stderr):
-        try:
+        # a closed or broken pipe: nothing more to deliver
+        with contextlib.suppress(OSError, ValueError):
             stream.flush()
-        except (OSError, ValueError):  # a closed or broken pipe: nothing more to deliver
-            pass
     os._exit(code)
