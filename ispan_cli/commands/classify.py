@@ -309,7 +309,7 @@ def _classify(
     from ispan_cli.inference.pipeline import ClassifyOptions, base_record, run_classify
     from ispan_cli.inference.resume import comparable
     from ispan_cli.inference.timeline import merge_windows
-    from ispan_cli.runtime.loading import load_model
+    from ispan_cli.runtime.loading import load_model, skip_demo_note
     from ispan_cli.runtime.threads import apply_torch_threads, plan_threads
 
     if target.shard is not None:
@@ -317,6 +317,8 @@ def _classify(
 
         device = local_device(device, runtime.value, target.shard)
     plan = plan_threads(False, workers=workers, threads=threads or None)
+    if quiet:  # --quiet: nothing on stderr but errors, not even the demo model's note
+        skip_demo_note()
     loaded = load_model(
         model, runtime.value, device, precision.value, timeout, threads=plan.model_threads
     )

@@ -108,6 +108,11 @@ def resolve(spec: str | None) -> ResolvedModel:
 _noted: list[bool] = []
 
 
+def skip_demo_note() -> None:
+    """No demo-model note in this process (``--quiet``: stderr carries errors only)."""
+    _noted.append(True)
+
+
 def _demo_note() -> None:
     """Once per process, on stderr (stdout stays the command's output): the default model knows
     only synthetic shapes, and where the real ones are."""
