@@ -323,6 +323,13 @@ def _classify(
         model, runtime.value, device, precision.value, timeout, threads=plan.model_threads
     )
     predictor = loaded.predictor()
+    if loaded.flow is not None:  # its input is flow, not frames: it runs beside an RGB model
+        from ispan_cli.errors import UsageError
+
+        raise UsageError(
+            f"--model {loaded.identity.id} is a flow model; classify with an RGB --model and "
+            f"--flow-model {loaded.identity.id} (two streams)"
+        )
     if not str(predictor.device).startswith("cpu"):
         plan = plan_threads(True, workers=workers, threads=threads or None)
     if runtime.value == "torch":

@@ -285,6 +285,8 @@ def test_the_cli_runs_both_streams(motion_data, flow_run, tmp_path):
     bad = _ispan("classify", str(video), "--model", str(rgb), "--flow-model", str(rgb),
                  cwd=tmp_path, check=False)  # fmt: skip
     assert bad.returncode != 0 and bad.stderr.count("error:") == 1 and "Traceback" not in bad.stderr
+    alone = _ispan("classify", str(video), "--model", str(flow_run), cwd=tmp_path, check=False)
+    assert alone.returncode != 0 and "is a flow model; classify with an RGB --model" in alone.stderr
 
 
 def test_flow_without_records_is_taken_as_it_is(motion_data, flow_run, tmp_path):
