@@ -30,7 +30,7 @@ LAYERS: tuple[frozenset[str], ...] = tuple(
         "data runtime importers",  # datasets; loading and running a model; importing checkpoints
         "inference flow",  # the classify job; optical flow extraction
         "engine export viz",  # training and evaluation; ONNX export; attention maps
-        "bench diagnostics",  # features built on the others: benchmark, doctor
+        "bench diagnostics api",  # features built on the others: benchmark, doctor, Python API
         "commands app __main__",  # the CLI
     )
 )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -13,7 +12,8 @@ from ispan_cli.commands.options import Decoder, DecoderOpt, FormatOpt, OutputFor
 
 def probe(
     video: Annotated[
-        Path, typer.Argument(help="Video file to inspect.", show_default=False, readable=False)
+        str,  # not Path: a URL's // would be folded
+        typer.Argument(help="Video file or URL (http, https, ftp) to inspect.", show_default=False),
     ],
     decoder: DecoderOpt = Decoder.auto,
     stream: StreamOpt = None,

@@ -80,7 +80,7 @@ class PyAVReader(VideoReader):
     def _open(self) -> None:
         if self._container is not None:
             self._container.close()
-        self._container = open_container(self.path)
+        self._container = self._open_container()
         self._stream = video_stream(self._container, self.path, self._stream_index)
         self._streams = video_streams(self._container)
         for other in self._container.streams:
@@ -97,6 +97,10 @@ class PyAVReader(VideoReader):
         self._stream.thread_count = decode_threads(ctx.width or 0, ctx.height or 0, self._threads)
         self._frames = self._decode()
         self._pos = -1
+
+    def _open_container(self) -> av.container.InputContainer:
+        """The demuxer for this video (a subclass opens URLs, see ``video/remote.py``)."""
+        return open_container(self.path)
 
     def _decode(self) -> Iterator[av.VideoFrame]:
         assert self._container is not None

@@ -49,9 +49,19 @@ class VideoWriter:
     """
 
     def __init__(
-        self, path: str | Path, fps: float, crf: int = 23, codecs: Sequence[str] = CODECS
+        self,
+        path: str | Path,
+        fps: float,
+        crf: int = 23,
+        codecs: Sequence[str] = CODECS,
+        fragmented: bool = False,
+        preset: str = "veryfast",
     ) -> None:
         self.path = Path(path)
+        # fragmented: MP4 written as self-contained fragments (a keyframe every 2 s), so a file
+        # cut short by a killed run still plays up to its last fragment; browsers play it too
+        self.fragmented = fragmented
+        self.preset = preset  # libx264's speed/size trade-off
         self.fps = Fraction(str(round(float(fps), 3))).limit_denominator(1001)
         if self.fps <= 0:
             raise ISpanError(f"frame rate must be positive, got {fps}")
@@ -74,8 +84,14 @@ class VideoWriter:
         fast_start = self.path.suffix.lower() in (".mp4", ".mov", ".m4v")
         # +faststart puts the index first so a browser can play before downloading it all.
         options = {"movflags": "+faststart"} if fast_start else {}
+        if fast_start and self.fragmented:
+            options = {"movflags": "+frag_keyframe+empty_moov+default_base_moof"}
         self._container = av.open(str(self.path), "w", options=options)
-        opts = {"crf": str(self.crf), "preset": "veryfast"} if codec == "libx264" else {}
+        opts = {"crf": str(self.crf), "preset": self.preset} if codec == "libx264" else {}
+        if self.fragmented:
+            # no B-frames: without an edit list (empty_moov) their delay would shift every
+            # timestamp by two frames
+            opts.update(g=str(max(1, round(2 * float(self.fps)))), bf="0")
         stream = self._container.add_stream(codec, rate=self.fps, options=opts)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         if codec == "mpeg4":
