@@ -80,7 +80,8 @@ def test_metadata_round_trip(exported):
     assert info.labels == config.labels
     assert info.weights_sha256 == sha256_file(DEFAULT_DIR / "model.safetensors")
     assert info.model_id == "istpan-tiny-placeholder" and info.source == "zoo"
-    assert info.sampling == {"method": "tsn-centre", "segments": 8}
+    # the one sampling vocabulary (SamplingSpec); the older "tsn-centre" still reads back
+    assert info.sampling == {"method": "tsn", "segments": 8, "test": "centre", "train": "random"}
     assert info.outputs == (
         "logits",
         "attention_fused",
