@@ -252,6 +252,10 @@ def evaluate(
         atomic_write_text(
             Path(o.output) / "metrics.json", json.dumps(report_.to_dict(), indent=2) + "\n"
         )
+        if len(streams) == 1:  # report.html: the page `ispan report` writes, for one stream
+            from ispan_cli.engine.html_report import write_report
+
+            write_report(o.output)
     return report_
 
 
