@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from ispan_cli.commands.emit import emit
 from ispan_cli.commands.options import (
     Decoder,
     DecoderOpt,
@@ -124,10 +124,7 @@ def benchmark(
         result = run_benchmark(
             options, progress=lambda m: err.print(f"[dim]{m}[/dim]", highlight=False)
         )
-    if fmt == OutputFormat.json:
-        typer.echo(json.dumps(result.to_dict(), indent=2))
-        return
-    _render(Console(), result)
+    emit(result, fmt, lambda r: _render(Console(), r))
 
 
 def _render(console, result) -> None:

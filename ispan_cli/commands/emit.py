@@ -18,12 +18,14 @@ class Result(Protocol):
 R = TypeVar("R", bound=Result)
 
 
-def emit(result: R, fmt: OutputFormat, render: Callable[[R], None]) -> None:
-    """``result.to_dict()`` as indented JSON on stdout, or ``render(result)`` for a terminal.
+def emit(result: R | dict[str, Any], fmt: OutputFormat, render: Callable[[Any], None]) -> None:
+    """``result.to_dict()`` (or a dict as it is) as indented JSON on stdout, or
+    ``render(result)`` for a terminal.
 
     JSON output is exact (never escaped for the terminal); ``render`` escapes what it prints.
     """
     if fmt == OutputFormat.json:
-        typer.echo(json.dumps(result.to_dict(), indent=2))
+        doc = result if isinstance(result, dict) else result.to_dict()
+        typer.echo(json.dumps(doc, indent=2))
     else:
         render(result)

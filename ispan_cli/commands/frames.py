@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from ispan_cli.commands.emit import emit
 from ispan_cli.commands.options import (
     Decoder,
     DecoderOpt,
@@ -84,24 +84,21 @@ def frames(
     ]
     for warning in info.warnings:
         typer.echo(f"warning: {one_line(warning)}", err=True)
-    if fmt is OutputFormat.json:
-        payload = {
-            "video": info.path,
-            "decoder": info.decoder,
-            "num_frames": info.num_frames,
-            "duration": info.duration,
-            "fps": info.fps,
-            "segments": segments,
-            "method": sampling.method,
-            "repeated": sampling.repeated,
-            "note": note,
-            "truncated": info.truncated,
-            "warnings": list(info.warnings),
-            "frames": rows,
-        }
-        typer.echo(json.dumps(payload))
-        return
-    _render(info, rows, note, out)
+    payload = {
+        "video": info.path,
+        "decoder": info.decoder,
+        "num_frames": info.num_frames,
+        "duration": info.duration,
+        "fps": info.fps,
+        "segments": segments,
+        "method": sampling.method,
+        "repeated": sampling.repeated,
+        "note": note,
+        "truncated": info.truncated,
+        "warnings": list(info.warnings),
+        "frames": rows,
+    }
+    emit(payload, fmt, lambda _: _render(info, rows, note, out))
 
 
 def _render(info, rows: list[dict], note: str | None, out: Path | None) -> None:

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from ispan_cli.commands.emit import emit
 from ispan_cli.commands.options import FormatOpt, OutputFormat, TimeoutOpt
 
 app = typer.Typer(
@@ -73,18 +74,19 @@ def list_command(fmt: FormatOpt = OutputFormat.table) -> None:
         }
         for e in list_cached_models(hub_cache)
     ]
-    if fmt is OutputFormat.json:
-        doc = {
-            "architectures": variants,
-            "zoo": zoo,
-            "zoo_dir": str(zoo_dir()),
-            "hub": hub,
-            "hub_cache": str(hub_cache),
-        }
-        typer.echo(json.dumps(doc))
-        return
-    _render_tables(variants, zoo, str(zoo_dir()))
-    _render_hub_table(hub, str(hub_cache))
+    doc = {
+        "architectures": variants,
+        "zoo": zoo,
+        "zoo_dir": str(zoo_dir()),
+        "hub": hub,
+        "hub_cache": str(hub_cache),
+    }
+    emit(doc, fmt, _render_list)
+
+
+def _render_list(doc: dict) -> None:
+    _render_tables(doc["architectures"], doc["zoo"], doc["zoo_dir"])
+    _render_hub_table(doc["hub"], doc["hub_cache"])
 
 
 def _render_hub_table(hub: list[dict], cache: str) -> None:
@@ -210,10 +212,7 @@ def info_command(
             f"no model {name!r}: not a folder, not in {zoo_dir()}, not an architecture "
             f"({', '.join(list_models())}), and not a Hub repo (org/name[@revision])"
         )
-    if fmt is OutputFormat.json:
-        typer.echo(json.dumps(record))
-        return
-    _render_info(record)
+    emit(record, fmt, _render_info)
 
 
 @contextmanager
@@ -329,7 +328,6 @@ def import_command(
     classify, evaluate, export, benchmark and hub push; its model card says where the weights
     come from and that ispan has not measured their accuracy.
     """
-    from ispan_cli.commands.emit import emit
     from ispan_cli.importers import ImportOptions, import_model
 
     options = ImportOptions(
@@ -368,12 +366,11 @@ def catalogue_command(fmt: FormatOpt = OutputFormat.table) -> None:
     from ispan_cli.importers.catalogue import catalogue
 
     entries = catalogue()
-    if fmt is OutputFormat.json:
-        doc = {
-            name: {k: v for k, v in vars(e).items() if k != "name"} for name, e in entries.items()
-        }
-        typer.echo(json.dumps(doc, indent=2))
-        return
+    doc = {name: {k: v for k, v in vars(e).items() if k != "name"} for name, e in entries.items()}
+    emit(doc, fmt, lambda _: _render_catalogue(entries))
+
+
+def _render_catalogue(entries) -> None:
     from rich.console import Console
     from rich.table import Table
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import typer
 
+from ispan_cli.commands.emit import emit
 from ispan_cli.commands.options import Decoder, DecoderOpt, FormatOpt, OutputFormat, StreamOpt
 
 
@@ -28,10 +28,7 @@ def probe(
     info = probe_video(video, decoder.value, stream)
     for warning in info.warnings:
         typer.echo(f"warning: {one_line(warning)}", err=True)
-    if fmt is OutputFormat.json:
-        typer.echo(json.dumps(info.to_dict()))
-        return
-    _render(info)
+    emit(info, fmt, _render)
 
 
 def _render(info) -> None:
