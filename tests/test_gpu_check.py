@@ -8,9 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow  # over 14 s of the default suite; -m slow runs it
 def test_dry_run_runs_every_step_and_writes_the_figures(tmp_path):
     done = subprocess.run(
         [sys.executable, "benchmarks/gpu_check.py", "--dry-run", "--out", str(tmp_path)],

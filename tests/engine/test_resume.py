@@ -7,6 +7,7 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
 import torch
 
 from ispan_cli.engine import checkpoint
@@ -52,6 +53,7 @@ def test_sigkill_then_resume_matches_uninterrupted(tmp_path: Path) -> None:
     ]  # fmt: skip
 
 
+@pytest.mark.slow  # over 14 s of the default suite; -m slow runs it
 def test_resume_refuses_other_settings_and_no_resume(tmp_path: Path) -> None:
     run = tmp_path / "run"
     ispan("train", *FAST, "--epochs", "1", "--synthetic-train", "16", "--synthetic-val", "4",

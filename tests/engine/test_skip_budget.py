@@ -113,6 +113,7 @@ def test_resume_reuses_the_cached_check(data: Path, trained, tmp_path: Path) -> 
     assert len(rows) == 2 and rows[-1]["skipped_videos"] == 4 and rows[-1]["val_videos"] == 5
 
 
+@pytest.mark.slow  # over 14 s of the default suite; -m slow runs it
 def test_evaluate_checks_each_split_too(data: Path, trained, tmp_path: Path) -> None:
     run, _ = trained
     root = tmp_path / "eval-data"

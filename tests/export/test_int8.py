@@ -119,6 +119,7 @@ def test_calibration_without_int8_is_a_usage_error(tmp_path):
     assert result.exit_code == 2 and "--calibration needs --int8" in result.stderr
 
 
+@pytest.mark.slow  # over 14 s of the default suite; -m slow runs it
 def test_int8_keeps_the_trained_demo_models_predictions(tmp_path):
     """The trained demo model, calibrated on synthetic-dataset clips, against fp32 on held-out
     ones and on generated clips of another kind (video.synthetic's textures).

@@ -172,6 +172,7 @@ def _ispan(server, home: Path, *args: str, **env: str) -> subprocess.CompletedPr
     )
 
 
+@pytest.mark.slow  # over 14 s of the default suite; -m slow runs it
 def test_cli_reads_the_hf_variables(hub_server, tmp_path):
     """HF_ENDPOINT, HF_HOME and HF_HUB_OFFLINE reach huggingface_hub through the real CLI."""
     online = _ispan(hub_server, tmp_path, "models", "info", "acme/tiny@v1", "--format", "json")

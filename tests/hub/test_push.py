@@ -204,6 +204,7 @@ def _classify(video: Path, model: str, env: dict[str, str]) -> dict:
     return record
 
 
+@pytest.mark.slow  # over 14 s of the default suite; -m slow runs it
 def test_cli_push_to_a_branch_then_classify_from_hub(hub_server, upload, tmp_path):
     """`ispan hub push --revision exp --private` (HF_ENDPOINT: the upload server), then
     `ispan classify --model acme/cli-pushed@exp` (HF_ENDPOINT: olah): same top-k as the folder."""

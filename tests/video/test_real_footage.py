@@ -201,6 +201,7 @@ def test_a_seek_that_cannot_be_numbered_falls_back_to_counting_from_the_start(ca
         assert len(reader._seek_points()) == 1  # seeking is off for this file from now on
 
 
+@pytest.mark.slow  # over 14 s of the default suite; -m slow runs it
 def test_train_and_data_check_on_a_folder_dataset_of_copies(tmp_path):
     """The way the bug met users: a UCF101-like folder dataset whose clips all decode."""
     from tests.engine.runs import ispan, metrics_rows
