@@ -370,22 +370,7 @@ def _toml_cases():
     return cases
 
 
-# engine/config.py does not apply the train options' ranges to a TOML file yet: these pass the
-# TOML although `ispan train` refuses them on the command line (strict: remove when fixed)
-TOML_SMUGGLED = {
-    ("split", "-1"), ("split", "0"), ("split", str(10**18)), ("input_size", "-1"),
-    ("input_size", "0"), ("precise_bn", "-1"), ("checkpoint_every", "-1"),
-    ("synthetic_train", "-1"), ("synthetic_train", "0"), ("synthetic_val", "-1"),
-}  # fmt: skip
-TOML_CASES = [
-    pytest.param(
-        *case,
-        marks=pytest.mark.xfail(strict=True, reason="range not applied to TOML (engine/config.py)"),
-    )
-    if case in TOML_SMUGGLED
-    else case
-    for case in _toml_cases()
-]
+TOML_CASES = _toml_cases()
 
 
 TRAIN_OPTIONS = {flag: param for command, flag, _, param in OPTIONS if command == "train"}

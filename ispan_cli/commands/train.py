@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from ispan_cli.engine.config import AMP, MODALITIES, MONITORS, SCHEDULES, TrainConfig
+from ispan_cli.engine.config import AMP, MODALITIES, MONITORS, RANGES, SCHEDULES, TrainConfig
 from ispan_cli.engine.recipes import RECIPES
 
 D = TrainConfig()  # the defaults --help shows: one definition, in engine/config.py
@@ -66,6 +66,12 @@ def _on(flag: bool) -> str:
 def _opt(*names: str, help: str, panel: str = _T, **kw):
     # "\[": rich would take "[default: 50]" or "[ours]" for markup and print nothing of it
     help = help.replace("[", "\\[")
+    # a TrainConfig setting's range is engine/config.RANGES, which a --config file gets too
+    lo, hi = RANGES.get(names[0].lstrip("-").replace("-", "_"), (None, None))
+    if lo is not None:
+        kw.setdefault("min", lo)
+    if hi is not None:
+        kw.setdefault("max", hi)
     return typer.Option(*names, help=help, rich_help_panel=panel, show_default=False, **kw)
 
 
@@ -125,8 +131,6 @@ def train(
             "--flow-length",
             help=f"--modality flow: L, flows stacked per segment [default: {D.flow_length}].",
             panel=_D,
-            min=1,
-            max=64,
         ),
     ] = None,
     split: Annotated[
@@ -135,8 +139,6 @@ def train(
             "--split",
             help=f"Official split 1, 2 or 3 [default: {D.split}]; synthetic: the data seed.",
             panel=_D,
-            min=1,
-            max=3,
         ),
     ] = None,
     arch: Annotated[
@@ -174,19 +176,18 @@ def train(
     ] = None,
     segments: Annotated[
         int | None,
-        _opt("--segments", "-s", help=f"K segments per video [default: {D.segments}].", min=1),
+        _opt("--segments", "-s", help=f"K segments per video [default: {D.segments}]."),
     ] = None,
     input_size: Annotated[
-        int | None, _opt("--input-size", help="Crop side [default: the architecture's].", min=16)
+        int | None, _opt("--input-size", help="Crop side [default: the architecture's].")
     ] = None,
-    epochs: Annotated[int | None, _opt("--epochs", help=f"[default: {D.epochs}]", min=1)] = None,
+    epochs: Annotated[int | None, _opt("--epochs", help=f"[default: {D.epochs}]")] = None,
     batch_size: Annotated[
         int | None,
         _opt(
             "--batch-size",
             "-b",
             help=f"Global batch, split across processes [default: {D.batch_size}].",
-            min=1,
         ),
     ] = None,
     lr: Annotated[
@@ -279,7 +280,6 @@ def train(
             "--precise-bn",
             help="Batches to recompute BN statistics before each evaluation; 0 off "
             f"[default: {D.precise_bn}].",
-            min=0,
         ),
     ] = None,
     flip: Annotated[
@@ -295,7 +295,6 @@ def train(
             "--workers",
             "-w",
             help=f"Data loading processes per training process [default: {D.workers}].",
-            min=0,
         ),
     ] = None,
     seed: Annotated[int | None, _opt("--seed", help=f"[default: {D.seed}]")] = None,
@@ -319,7 +318,7 @@ def train(
     ] = None,
     eval_every: Annotated[
         int | None,
-        _opt("--eval-every", help=f"Epochs between validations [default: {D.eval_every}].", min=1),
+        _opt("--eval-every", help=f"Epochs between validations [default: {D.eval_every}]."),
     ] = None,
     checkpoint_every: Annotated[
         int | None,
@@ -327,7 +326,6 @@ def train(
             "--checkpoint-every",
             help="Also checkpoint every N steps "
             f"[default: {D.checkpoint_every}, end of epochs only].",
-            min=0,
         ),
     ] = None,
     synthetic_train: Annotated[
@@ -336,7 +334,6 @@ def train(
             "--synthetic-train",
             help=f"Synthetic training clips [default: {D.synthetic_train}].",
             panel=_D,
-            min=1,
         ),
     ] = None,
     synthetic_val: Annotated[
@@ -345,7 +342,6 @@ def train(
             "--synthetic-val",
             help=f"Synthetic validation clips [default: {D.synthetic_val}].",
             panel=_D,
-            min=0,
         ),
     ] = None,
     max_skipped: MaxSkippedOpt = None,
@@ -384,7 +380,6 @@ def train(
             help="Stop after N evaluations without improvement of --monitor; the best "
             f"checkpoint and model folder are kept [default: {D.patience}, off].",
             panel=_S,
-            min=0,
         ),
     ] = None,
     monitor: Annotated[
@@ -414,7 +409,6 @@ def train(
             help="Optimizer steps in all (smoke runs): the run, and its schedule, end there; the "
             f"epoch it ends in is evaluated [default: {D.max_steps}, epochs x steps].",
             panel=_S,
-            min=0,
         ),
     ] = None,
     resume: Annotated[

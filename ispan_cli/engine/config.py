@@ -214,6 +214,39 @@ def parse_duration(text: str) -> float | None:
     return seconds
 
 
+# The ranges of the bounded settings (None: open). `ispan train`'s options take them from here
+# and a --config TOML file is checked against them, so a file cannot pass what the command line
+# refuses.
+RANGES: dict[str, tuple[int | None, int | None]] = {
+    "flow_length": (1, 64),
+    "split": (1, 3),
+    "segments": (1, None),
+    "input_size": (16, None),
+    "epochs": (1, None),
+    "batch_size": (1, None),
+    "precise_bn": (0, None),
+    "workers": (0, None),
+    "eval_every": (1, None),
+    "checkpoint_every": (0, None),
+    "synthetic_train": (1, None),
+    "synthetic_val": (0, None),
+    "patience": (0, None),
+    "max_steps": (0, None),
+}
+
+
+def check_ranges(data: dict[str, Any], where: str) -> None:
+    """One error naming the first setting outside its range (``RANGES``)."""
+    for key, (lo, hi) in RANGES.items():
+        value = data.get(key)
+        if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            allowed = f"{lo}..{hi}" if hi is not None else f"at least {lo}"
+            flag = "--" + key.replace("_", "-")
+            raise UsageError(f"{where}: {key} = {value} is outside {allowed} (as {flag})")
+
+
 def build_config(config_file: str | Path | None, overrides: dict[str, Any]) -> TrainConfig:
     """Defaults, then the recipe for the run's situation (engine/recipes.py), then the TOML
     file (flat keys, or a ``[train]`` table), then ``overrides`` (the options given on the
@@ -226,6 +259,7 @@ def build_config(config_file: str | Path | None, overrides: dict[str, Any]) -> T
         where = f"--config {config_file}"
         given = {k.replace("-", "_"): v for k, v in read_toml(config_file).items()}
         data.update(check_types(_lr_auto(given, where), where))
+        check_ranges(data, where)
         origins.update(dict.fromkeys(given, where))
     given = {k: v for k, v in overrides.items() if v is not None}
     data.update(_lr_auto(given, "--lr"))
