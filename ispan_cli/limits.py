@@ -31,6 +31,9 @@ MAX_INPUT_SIZE = MAX_RESIZE
 MAX_IN_CHANNELS = 128
 # Processes one `ispan train --devices N` starts on one machine.
 MAX_PROCESSES = 256
+# Options: videos (or windows) per model call, and decoding/model threads or worker processes.
+MAX_BATCH = 4096
+MAX_WORKERS = 256
 
 
 def max_frame_pixels() -> int:

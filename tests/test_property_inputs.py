@@ -123,8 +123,6 @@ BODY = {  # refused by the command's own check, with one error line naming the o
     ("train", "--devices", "huge"): "at most 256 processes (10**18 took 10 GB and counting)",
 }
 GAPS = {  # accepted with no bound at the boundary yet: the owner of the option should add one
-    ("*", "--batch-size", "huge"): "no upper bound (memory grows with the batch)",
-    ("*", "--workers", "huge"): "no upper bound on threads or processes",
     ("*", "--reconnect", "huge"): "no upper bound",
     (
         "train",
@@ -148,8 +146,6 @@ GAPS = {  # accepted with no bound at the boundary yet: the owner of the option 
     ("visualize", "--fps", "huge"): "no upper bound",
     ("visualize", "--short-side", "huge"): "no upper bound (frames --short-side has 8192)",
     ("flow extract", "--bound", "huge"): "no upper bound",
-    ("flow extract", "--workers", "huge"): "no upper bound on processes",
-    ("*", "--threads", "huge"): "no upper bound on ONNX Runtime's threads",
     **{
         ("train", flag, which): "train float settings have no range (engine/config.py)"
         for flag in (

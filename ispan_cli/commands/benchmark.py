@@ -20,6 +20,7 @@ from ispan_cli.commands.options import (
     SegmentsOpt,
     TimeoutOpt,
 )
+from ispan_cli.limits import MAX_BATCH, MAX_WORKERS
 
 
 class BenchRuntime(str, Enum):
@@ -54,7 +55,7 @@ def benchmark(
     precision: PrecisionOpt = Precision.fp32,
     segments: SegmentsOpt = None,
     batch_size: Annotated[
-        int, typer.Option("--batch-size", "-b", min=1, help="Videos per call.")
+        int, typer.Option("--batch-size", "-b", min=1, max=MAX_BATCH, help="Videos per call.")
     ] = 1,
     count: Annotated[
         int, typer.Option("--count", min=1, help="Generated videos (without VIDEOS).")
@@ -71,6 +72,7 @@ def benchmark(
         typer.Option(
             "--threads",
             min=0,
+            max=MAX_WORKERS,
             help="Intra-op threads for torch and ONNX Runtime. 0: as `ispan classify` plans "
             "them, from the cores this process may use (affinity mask, cgroup quota).",
         ),
@@ -81,6 +83,7 @@ def benchmark(
             "--workers",
             "-w",
             min=0,
+            max=MAX_WORKERS,
             help="Decode workers end to end. Default: as `ispan classify` plans them.",
             show_default=False,
         ),

@@ -26,6 +26,7 @@ from ispan_cli.commands.options import (
     StreamOpt,
     TimeoutOpt,
 )
+from ispan_cli.limits import MAX_WORKERS
 
 LIVE_WINDOW = 2.0  # --window for live sources (and --save-video) when none is given
 
@@ -64,6 +65,7 @@ def classify(
             "--workers",
             "-w",
             min=0,
+            max=MAX_WORKERS,
             help="Background decoding threads. Default: one per 8 usable cores on the CPU (at "
             "least 1), all but one on a GPU.",
             show_default=False,
@@ -74,6 +76,7 @@ def classify(
         typer.Option(
             "--threads",
             min=0,
+            max=MAX_WORKERS,
             help="Model threads (torch intra-op, ONNX Runtime intra-op). 0: the cores this "
             "process may use (affinity mask and cgroup CPU quota, not the machine's count).",
         ),

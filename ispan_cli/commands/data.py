@@ -17,6 +17,7 @@ from ispan_cli.commands.options import (
     OutputFormat,
 )
 from ispan_cli.commands.train import DatasetName
+from ispan_cli.limits import MAX_WORKERS
 
 app = typer.Typer(
     help="Datasets: write the synthetic dataset; check that videos decode.", no_args_is_help=True
@@ -93,6 +94,7 @@ def check(
             "--workers",
             "-w",
             min=0,
+            max=MAX_WORKERS,
             help="Data-loader processes decoding in parallel; 0 decodes in this process. "
             "Default: the usable CPU cores.",
             show_default=False,

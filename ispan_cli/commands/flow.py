@@ -11,6 +11,7 @@ import typer
 from ispan_cli.commands.emit import emit
 from ispan_cli.commands.options import Decoder, DecoderOpt, FormatOpt, OutputFormat
 from ispan_cli.commands.train import DatasetName
+from ispan_cli.limits import MAX_WORKERS
 
 app = typer.Typer(
     help="Optical flow for two-stream models: extract TV-L1, DIS or RAFT flow as JPEGs.",
@@ -110,7 +111,11 @@ def extract(
     workers: Annotated[
         int,
         typer.Option(
-            "--workers", "-w", min=1, help="Videos extracted at once, in separate processes."
+            "--workers",
+            "-w",
+            min=1,
+            max=MAX_WORKERS,
+            help="Videos extracted at once, in separate processes.",
         ),
     ] = 1,
     overwrite: Annotated[

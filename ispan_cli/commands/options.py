@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from ispan_cli.hub import DEFAULT_TIMEOUT  # light: imports neither torch nor huggingface_hub
-from ispan_cli.limits import MAX_SEGMENTS
+from ispan_cli.limits import MAX_BATCH, MAX_SEGMENTS, MAX_WORKERS
 
 
 class OutputFormat(str, Enum):
@@ -72,13 +72,15 @@ BatchSizeOpt = Annotated[
         "--batch-size",
         "-b",
         min=1,
+        max=MAX_BATCH,
         help="Videos per model call (default 4); in timeline mode, windows per call (default 1, "
         "which keeps memory lowest).",
         show_default=False,
     ),
 ]
 WorkersOpt = Annotated[
-    int, typer.Option("--workers", "-w", min=0, help="Background decoding threads.")
+    int,
+    typer.Option("--workers", "-w", min=0, max=MAX_WORKERS, help="Background decoding threads."),
 ]
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ispan_cli.errors import UsageError
+from ispan_cli.limits import MAX_BATCH, MAX_WORKERS
 
 SCHEDULES = ("cosine", "step", "constant")
 AMP = ("off", "bf16", "fp16")
@@ -223,9 +224,9 @@ RANGES: dict[str, tuple[int | None, int | None]] = {
     "segments": (1, None),
     "input_size": (16, None),
     "epochs": (1, None),
-    "batch_size": (1, None),
+    "batch_size": (1, MAX_BATCH),
     "precise_bn": (0, None),
-    "workers": (0, None),
+    "workers": (0, MAX_WORKERS),
     "eval_every": (1, None),
     "checkpoint_every": (0, None),
     "synthetic_train": (1, None),
