@@ -17,7 +17,7 @@ import json
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from typing import Any
 from ispan_cli.errors import ISpanError, UsageError
 from ispan_cli.model_folder import atomic_write_text
 from ispan_cli.video.files import suffix_list, videos_in
+from ispan_cli.video.list_files import is_list_file, list_entries
 
 # reason -> how a summary names it; the order is the order summaries list them in
 REASONS = {
@@ -39,7 +40,6 @@ REASONS = {
 # PyAV failures worth a second try with OpenCV (missing, unreadable, too short: no decoder helps)
 _RETRY = frozenset({"not_a_video", "truncated", "decode_error"})
 CACHE_FILE = "video_checks.jsonl"
-LIST_SUFFIXES = (".txt", ".csv", ".lst")
 
 # Called with (files checked, files to check).
 Progress = Callable[[int, int], None]
@@ -442,28 +442,18 @@ def _model_sampling(model: str | None) -> tuple[int, int]:
 
 def collect_paths(args: Sequence[str]) -> list[str]:
     """Video files as given (any suffix), the videos under folders (recursively, sorted), and
-    the first field of each line of list files (.txt, .csv, .lst; relative to the list's
-    folder). Paths that do not exist are kept: the check reports them as missing."""
-    out: list[str] = []
-    for arg in args:
-        path = Path(arg)
-        if path.is_dir():
-            out.extend(str(p) for p in videos_in(path))
-        elif path.suffix.lower() in LIST_SUFFIXES and path.is_file():
-            out.extend(_list_file(path))
-        else:
-            out.append(str(path))
-    return list(dict.fromkeys(out))
+    the entries of list files (.txt, .lst, .csv; read by :mod:`ispan_cli.video.list_files`, a
+    folder entry searched like a folder argument). Paths that do not exist are kept: the check
+    reports them as missing."""
+    return list(dict.fromkeys(p for arg in args for p in _paths(Path(arg))))
 
 
-def _list_file(path: Path) -> list[str]:
-    out = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        first = line.split(",")[0].strip() if "," in line else line.split()[0]
-        if first.lower() in ("path", "video", "filename", "file"):  # a CSV header
-            continue
-        out.append(str(path.parent / first))
-    return out
+def _paths(path: Path, *, in_list: bool = False) -> Iterator[str]:
+    if path.is_dir():
+        yield from (str(p) for p in videos_in(path))
+    elif not in_list and is_list_file(path) and path.is_file():
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            for entry in list_entries(fh, csv_fields=path.suffix.lower() == ".csv"):
+                yield from _paths(Path(entry), in_list=True)  # a list names no further lists
+    else:
+        yield str(path)

@@ -200,14 +200,15 @@ def collect_jobs(o: FlowOptions) -> tuple[list[FlowJob], list[FlowResult]]:
 
 
 def _named(arg: str) -> Iterator[tuple[str, str]]:
-    from ispan_cli.data.check import LIST_SUFFIXES, collect_paths
+    from ispan_cli.data.check import collect_paths
     from ispan_cli.video.files import videos_in
+    from ispan_cli.video.list_files import is_list_file
 
     path = Path(arg)
     if path.is_dir():
         for video in videos_in(path):
             yield str(video), _stem_path(video.relative_to(path))
-    elif path.suffix.lower() in LIST_SUFFIXES and path.is_file():
+    elif is_list_file(path) and path.is_file():
         for video in collect_paths([arg]):
             rel = Path(video).relative_to(path.parent) if _under(video, path.parent) else None
             yield video, _stem_path(rel) if rel is not None else Path(video).stem

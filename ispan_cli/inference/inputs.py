@@ -1,10 +1,11 @@
 """Turning command-line inputs into the items to classify, lazily.
 
 An input is a string. Kinds today: a video file, a folder (searched recursively), a glob pattern,
-``-`` (one input a line on standard input), a list file (``list.txt``, ``list.lst``, or any file
-as ``@FILE``: one input a line). A later source (a URL, a stream) is one more branch in
-:func:`_expand_one`: an item carries the string, never a Path, so nothing downstream assumes a
-local file. Lists are read a line at a time, so a list of a million paths costs no memory.
+``-`` (one input a line on standard input), a list file (``.txt``, ``.lst``, ``.csv``, or any
+file as ``@FILE``: one input a line, read by the rule of :mod:`ispan_cli.video.list_files`).
+A later source (a URL, a stream) is one more branch in :func:`_expand_one`: an item carries the
+string, never a Path, so nothing downstream assumes a local file. Lists are read a line at a
+time, so a list of a million paths costs no memory.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from pathlib import Path
 from typing import TextIO
 
 from ispan_cli.video.files import suffix_list, videos_in
+from ispan_cli.video.list_files import is_list_file, list_entries
 
 _GLOB_CHARS = set("*?[")
-LIST_SUFFIXES = (".txt", ".lst")
 LIST_PREFIX = "@"
 
 
@@ -33,12 +34,8 @@ class InputItem:
 
 def is_list_input(item: str) -> bool:
     """Whether ``item`` names a list of inputs rather than a video: ``-``, ``@FILE``, or a
-    ``.txt``/``.lst`` file (never a video suffix)."""
-    return (
-        item == "-"
-        or (item.startswith(LIST_PREFIX) and len(item) > 1)
-        or Path(item).suffix.lower() in LIST_SUFFIXES
-    )
+    ``.txt``/``.lst``/``.csv`` file (never a video suffix)."""
+    return item == "-" or (item.startswith(LIST_PREFIX) and len(item) > 1) or is_list_file(item)
 
 
 def expand_inputs(items: Iterable[str], stdin: TextIO | None = None) -> Iterator[InputItem]:
@@ -62,11 +59,9 @@ def expand_inputs(items: Iterable[str], stdin: TextIO | None = None) -> Iterator
             yield from _expand_one(item)
 
 
-def _expand_lines(lines: Iterable[str]) -> Iterator[InputItem]:
-    for line in lines:
-        path = line.strip()
-        if path:
-            yield from _expand_one(path)
+def _expand_lines(lines: Iterable[str], *, csv_fields: bool = False) -> Iterator[InputItem]:
+    for entry in list_entries(lines, csv_fields=csv_fields):
+        yield from _expand_one(entry)
 
 
 def _expand_list_file(item: str) -> Iterator[InputItem]:
@@ -84,7 +79,7 @@ def _expand_list_file(item: str) -> Iterator[InputItem]:
         yield InputItem(item, f"cannot read list file {name}: {exc.strerror or exc}")
         return
     with handle:
-        yield from _expand_lines(handle)
+        yield from _expand_lines(handle, csv_fields=path.suffix.lower() == ".csv")
 
 
 def _expand_one(item: str) -> Iterator[InputItem]:

@@ -18,10 +18,12 @@ from tests.video.videogen import write_pattern_video
 ISPAN = str(Path(sys.executable).with_name("ispan"))
 
 
-def _ispan(*args: str) -> subprocess.CompletedProcess:
+def _ispan(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "250"}  # one table row per file
     env.pop("ISPAN_DEBUG", None)
-    return subprocess.run([ISPAN, *args], capture_output=True, text=True, timeout=180, env=env)
+    return subprocess.run(
+        [ISPAN, *args], capture_output=True, text=True, timeout=180, env=env, cwd=cwd
+    )
 
 
 def _video(path: Path, frames: int = 24, codec: str = "libx264") -> Path:
@@ -108,9 +110,10 @@ def test_data_check_cli_on_a_dataset_layout_and_a_list(tmp_path: Path) -> None:
     assert reasons == {videos[0].name: "missing", videos[1].name: "truncated"}
     assert doc["files"] == len(videos)  # train and test of the split, missing included
 
-    listing = tmp_path / "videos.txt"
+    listing = tmp_path / "lists" / "videos.txt"  # entries relative to the current folder
+    listing.parent.mkdir()
     listing.write_text(f"# path label\n{videos[2].relative_to(tmp_path)} 0\nnope.avi 1\n")
-    done = _ispan("data", "check", str(listing), "-s", "4", "-f", "json")
+    done = _ispan("data", "check", "lists/videos.txt", "-s", "4", "-f", "json", cwd=tmp_path)
     doc = json.loads(done.stdout)
     assert done.returncode == 1 and doc["files"] == 2
     assert [(Path(f["path"]).name, f["reason"]) for f in doc["failures"]] == [

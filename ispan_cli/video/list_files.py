@@ -1,0 +1,69 @@
+"""List files: the one rule for reading a list of videos, for every command that takes one.
+
+``classify``, ``data check`` and ``flow extract`` read lists the same way:
+
+- A list is a file ending in ``.txt``, ``.lst`` or ``.csv`` (or, for ``classify``, any file given
+  as ``@FILE``, and ``-`` for standard input).
+- One entry a line; blank lines and lines starting with ``#`` are skipped.
+- In a ``.txt``/``.lst`` line, trailing whitespace-separated integers are dropped, so the
+  official UCF101/HMDB51 lists (``path 1``) and MMAction2's (``path 300 5``) name their videos;
+  the rest of the line is the entry, spaces included (``my clip.mp4``).
+- In a ``.csv`` file, the entry is the first field (quoted fields as the csv module reads them),
+  and a header row (``path``, ``video``, ``filename`` or ``file``) is skipped.
+- Relative paths are relative to the current folder, as on standard input.
+
+Lists are read a line at a time: a list of a million entries costs no memory.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+LIST_SUFFIXES = (".txt", ".lst", ".csv")
+_TRAILING_INTEGERS = re.compile(r"(\s+[+-]?\d+)+$")  # labels, frame counts
+_CSV_HEADERS = frozenset({"path", "video", "filename", "file"})
+
+
+def is_list_file(path: str | Path) -> bool:
+    """Whether ``path`` has a list suffix (it is not checked to exist)."""
+    return Path(path).suffix.lower() in LIST_SUFFIXES
+
+
+def list_entries(lines: Iterable[str], *, csv_fields: bool = False) -> Iterator[str]:
+    """The entries of a list's lines, lazily (see the module docstring for the rule)."""
+    if csv_fields:
+        yield from _csv_entries(lines)
+        return
+    for line in lines:
+        entry = _entry(line)
+        if entry:
+            yield entry
+
+
+def _entry(line: str) -> str:
+    text = line.strip()
+    if not text or text.startswith("#"):
+        return ""
+    return _TRAILING_INTEGERS.sub("", text)
+
+
+def _csv_entries(lines: Iterable[str]) -> Iterator[str]:
+    first = True
+    for row in csv.reader(_uncommented(lines)):
+        if not row or not row[0].strip():
+            continue
+        entry = row[0].strip()
+        if first and entry.lower() in _CSV_HEADERS:
+            first = False
+            continue
+        first = False
+        yield entry
+
+
+def _uncommented(lines: Iterable[str]) -> Iterator[str]:
+    for line in lines:
+        if line.strip() and not line.lstrip().startswith("#"):
+            yield line
