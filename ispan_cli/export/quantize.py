@@ -1,5 +1,10 @@
 """int8 static quantization with onnxruntime's tools, calibrated on real decoded clips.
 
+A flow model is calibrated and checked on its own input: each video's K stacks of L flows,
+made with the model's FlowSpec by the function ``classify --flow-model`` and ``export``'s
+verification use (``inference.two_stream.load_flow_clip``: its method, bound and JPEG round
+trip), so the ranges are those of the flow the model will see.
+
 QDQ format, min/max calibration, per-channel int8 weights and uint8 activations: the form ONNX
 Runtime's CPU kernels fuse into int8 convolutions. Only convolutions run in int8. Each one's ReLU
 is folded into its output quantization (the quantizer is given Relu/Clip for that), so a
@@ -33,7 +38,6 @@ weights cost about 2%.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +48,7 @@ from ispan_cli.errors import ISpanError
 from ispan_cli.export.verify import Agreement, compare
 from ispan_cli.runtime.onnx_format import INPUT_NAME, PREFIX
 from ispan_cli.video.files import suffix_list, videos_in
+from ispan_cli.video.flow_spec import FlowSpec
 from ispan_cli.video.preprocess import PreprocessSpec
 
 
@@ -91,20 +96,61 @@ def load_clips(
     spec: PreprocessSpec,
     decoder: str = "auto",
     on_clip: Callable[[int, int], None] | None = None,
+    flow: FlowSpec | None = None,
 ) -> list[np.ndarray]:
-    """One centre-crop (1, K, 3, S, S) clip per readable video; unreadable ones are skipped."""
+    """One centre-crop clip per readable video; unreadable ones are skipped (see
+    :func:`model_inputs`)."""
+    return model_inputs(videos, segments, spec, decoder, on_clip, flow).clips
+
+
+@dataclass(frozen=True)
+class ModelInputs:
+    """The model inputs made from some videos, and why the others gave none."""
+
+    clips: list[np.ndarray]
+    failures: list[str]  # one message per video that gave no clip
+
+    def require(self, videos: int, where: str) -> list[np.ndarray]:
+        """The clips; none at all is one error naming the first video's reason."""
+        if not self.clips:
+            first = self.failures[0] if self.failures else "no videos"
+            raise ISpanError(
+                f"no model input could be made from the {videos} video(s) of {where} "
+                f"({first}); give videos the model can read"
+            )
+        return self.clips
+
+
+def model_inputs(
+    videos: Sequence[Path],
+    segments: int,
+    spec: PreprocessSpec,
+    decoder: str = "auto",
+    on_clip: Callable[[int, int], None] | None = None,
+    flow: FlowSpec | None = None,
+) -> ModelInputs:
+    """One centre-crop input per video, as the model takes it: (1, K, 3, S, S) RGB, or for a
+    flow model (``flow``: its FlowSpec) the (1, K, 2L, S, S) flow stacks, computed with the
+    model's method and bound exactly as ``classify --flow-model`` computes them."""
     from dataclasses import replace
 
+    from ispan_cli.inference.two_stream import load_flow_clip
     from ispan_cli.video.clip import load_clip
 
-    clips = []
+    clips, failures = [], []
     for n, video in enumerate(videos):
         # a broken file among calibration clips is not worth failing the export for
-        with contextlib.suppress(ISpanError):
-            clips.append(load_clip(str(video), segments, replace(spec, crops=1), decoder).data)
+        try:
+            if flow is None:
+                clips.append(load_clip(str(video), segments, replace(spec, crops=1), decoder).data)
+            else:
+                clip = load_flow_clip(str(video), segments, flow, spec.crop, spec.resize, decoder)
+                clips.append(clip.data)
+        except ISpanError as exc:
+            failures.append(str(exc))
         if on_clip:
             on_clip(n + 1, len(videos))
-    return clips
+    return ModelInputs(clips, failures)
 
 
 class _Reader:
@@ -276,14 +322,18 @@ def quantize_int8(fp32_path: Path, int8_path: Path, clips: Sequence[np.ndarray])
 def int8_agreement(
     fp32_path: Path, int8_path: Path, clips: Sequence[np.ndarray], batch: int = 4
 ) -> Agreement:
-    """fp32 vs int8 logits on ``clips`` (ONNX Runtime, CPU)."""
+    """fp32 vs int8 logits on ``clips`` (ONNX Runtime, CPU): RGB clips, or a flow model's
+    flow stacks."""
     from ispan_cli.runtime.onnx import OnnxPredictor
+
+    if not clips:
+        raise ISpanError("no validation clip could be read to compare int8 with fp32 on")
 
     fp32 = OnnxPredictor(fp32_path, device="cpu")
     int8 = OnnxPredictor(int8_path, device="cpu")
     ref, cand = [], []
     for start in range(0, len(clips), batch):
-        x = np.concatenate(clips[start : start + batch])  # (n, K, 3, S, S)
+        x = np.concatenate(clips[start : start + batch])  # (n, K, C, S, S), C: 3 or 2L
         ref.append(fp32.logits(x))
         cand.append(int8.logits(x))
     return compare(np.concatenate(ref), np.concatenate(cand))

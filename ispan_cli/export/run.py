@@ -19,6 +19,8 @@ from ispan_cli.runtime.onnx_format import ONNX_FILE, OnnxModelInfo
 Progress = Callable[[str], None]
 GENERATED_CALIBRATION = 16
 GENERATED_VALIDATION = 8
+GENERATED_FLOW_CALIBRATION = 8  # a flow model's: each clip costs K * L flows to compute
+GENERATED_FLOW_VALIDATION = 4
 GENERATED_VIDEO = "a generated video (3 s, 320x240, H.264)"
 
 
@@ -104,11 +106,11 @@ def run_export(options: ExportOptions, progress: Progress | None = None) -> Expo
     # a registry architecture gives a random-weight graph, for speed work only
     loaded = load_model(options.model, device="cpu", allow_registry=True)
     model, spec = loaded.model, loaded.preprocessing
-    if options.int8 and loaded.flow is not None:
-        raise UsageError(
-            f"--int8 calibrates on RGB clips and {loaded.identity.id} is a flow model; export it "
-            "without --int8"
-        )
+    flow = loaded.flow  # a flow model: int8 calibrates and checks on its flow stacks
+    if options.int8 and flow is not None:
+        from ispan_cli.flow.methods import create_method
+
+        create_method(flow.method)  # a method this machine cannot run: one error before work
     path, int8_path = output_paths(loaded.identity.id, options.output, options.int8)
     existing = [p for p in (path, int8_path) if p is not None and p.exists()]
     if existing and not options.force:
@@ -124,7 +126,6 @@ def run_export(options: ExportOptions, progress: Progress | None = None) -> Expo
         sampling=loaded.sampling.to_dict(),
         opset=options.opset,
     )
-    say(f"exporting {loaded.identity.id} to {path} (opset {options.opset})")
     report = None
     # Exported, verified and quantized under a temporary name in the output's folder; renamed
     # only when all of it passed: a failed verification or a bad video never removes or
@@ -135,6 +136,10 @@ def run_export(options: ExportOptions, progress: Progress | None = None) -> Expo
         atomic_path(path) as staged,
         tempfile.TemporaryDirectory(prefix="ispan-export-") as tmp,
     ):
+        # int8's clips first: calibration material that cannot be made is an error before the
+        # export and its verification have taken their time
+        inputs = _int8_inputs(info, spec, flow, options, Path(tmp), say) if options.int8 else None
+        say(f"exporting {loaded.identity.id} to {path} (opset {options.opset})")
         export_onnx(model, staged, info, options.opset)
         if options.verify:
             video = options.verify_video or _generated(Path(tmp) / "verify.mp4", seed=7)
@@ -143,8 +148,8 @@ def run_export(options: ExportOptions, progress: Progress | None = None) -> Expo
             if options.verify_video is None:
                 report = replace(report, video=GENERATED_VIDEO)
         int8_report = None
-        if options.int8 and int8_path is not None:
-            int8_report = _int8(staged, int8_path, info, spec, options, Path(tmp), say)
+        if inputs is not None and int8_path is not None:
+            int8_report = _int8(staged, int8_path, info, inputs, say)
     return ExportResult(
         path=path,
         size_bytes=path.stat().st_size,
@@ -180,47 +185,68 @@ def _verify(
     return report
 
 
-def _int8(fp32: Path, int8: Path, info, spec, options: ExportOptions, tmp: Path, say) -> Int8Report:
-    import onnx
+@dataclass(frozen=True)
+class _Int8Inputs:
+    calibration: list  # model inputs, (1, K, C, S, S) each
+    validation: list
+    source: str  # Int8Report.validation_source
 
-    from ispan_cli.export.graph import save_atomic
-    from ispan_cli.export.quantize import (
-        calibration_videos,
-        int8_agreement,
-        load_clips,
-        quantize_int8,
-        split_calibration,
-    )
-    from ispan_cli.runtime.onnx_format import write_props
+
+def _int8_inputs(info, spec, flow, options: ExportOptions, tmp: Path, say) -> _Int8Inputs:
+    """The calibration and validation inputs: RGB clips, or a flow model's flow stacks."""
+    from ispan_cli.export.quantize import calibration_videos, model_inputs, split_calibration
 
     k = info.num_segments
     if options.calibration is not None:
         calibration, held_out = split_calibration(calibration_videos(options.calibration))
         source = "held-out" if held_out else "calibration"
         validation = held_out or calibration
+        where = f"--calibration {options.calibration}"
     else:
         from ispan_cli.video.synthetic import write_synthetic_video
 
-        say(
-            f"generating {GENERATED_CALIBRATION} calibration and {GENERATED_VALIDATION} "
-            "validation clips"
+        # fewer for a flow model: a clip costs K * L flows (TV-L1 at 320x240: 1-3 CPU s each)
+        n_cal, n_val = (
+            (GENERATED_CALIBRATION, GENERATED_VALIDATION)
+            if flow is None
+            else (GENERATED_FLOW_CALIBRATION, GENERATED_FLOW_VALIDATION)
         )
+        say(f"generating {n_cal} calibration and {n_val} validation clips")
         calibration = [
-            write_synthetic_video(tmp / f"cal{i:03d}.mp4", 3.0, seed=i)
-            for i in range(GENERATED_CALIBRATION)
+            write_synthetic_video(tmp / f"cal{i:03d}.mp4", 3.0, seed=i) for i in range(n_cal)
         ]
         validation = [
-            write_synthetic_video(tmp / f"val{i:03d}.mp4", 3.0, seed=1000 + i)
-            for i in range(GENERATED_VALIDATION)
+            write_synthetic_video(tmp / f"val{i:03d}.mp4", 3.0, seed=1000 + i) for i in range(n_val)
         ]
         source = "generated"
-    say(f"calibrating int8 on {len(calibration)} clip(s)")
-    cal_clips = load_clips(calibration, k, spec, options.decoder)
-    quantize_int8(fp32, int8, cal_clips)
-    say(f"comparing int8 with fp32 on {len(validation)} {source} clip(s)")
-    val_clips = load_clips(validation, k, spec, options.decoder)
-    agreement = int8_agreement(fp32, int8, val_clips)
-    report = Int8Report(len(cal_clips), len(val_clips), source, agreement)
+        where = "the generated clips"
+
+    def made(what: str):
+        if flow is None:
+            return None
+        say(f"computing {flow.method} flow of the {what} (up to {k * flow.length} flows a clip)")
+        return lambda n, total: say(f"  {what}: {n}/{total}")
+
+    say(f"reading {len(calibration)} calibration and {len(validation)} {source} clip(s)")
+    cal = model_inputs(calibration, k, spec, options.decoder, made("calibration clips"), flow)
+    cal_clips = cal.require(len(calibration), where)
+    val = model_inputs(validation, k, spec, options.decoder, made(f"{source} clips"), flow)
+    val_clips = val.require(len(validation), f"{where} (to compare int8 with fp32 on)")
+    return _Int8Inputs(cal_clips, val_clips, source)
+
+
+def _int8(fp32: Path, int8: Path, info, inputs: _Int8Inputs, say) -> Int8Report:
+    import onnx
+
+    from ispan_cli.export.graph import save_atomic
+    from ispan_cli.export.quantize import int8_agreement, quantize_int8
+    from ispan_cli.runtime.onnx_format import write_props
+
+    say(f"calibrating int8 on {len(inputs.calibration)} clip(s)")
+    quantize_int8(fp32, int8, inputs.calibration)
+    say(f"comparing int8 with fp32 on {len(inputs.validation)} {inputs.source} clip(s)")
+    agreement = int8_agreement(fp32, int8, inputs.validation)
+    report = Int8Report(len(inputs.calibration), len(inputs.validation), inputs.source, agreement)
     proto = onnx.load(str(int8))
     write_props(proto, replace(info, precision="int8", extra={"int8": report.to_dict()}))
     onnx.checker.check_model(proto)

@@ -154,3 +154,20 @@ def test_int8_keeps_the_trained_demo_models_predictions(tmp_path):
     agreement = int8_agreement(fp32, int8, validation)
     assert agreement.top1_agreement >= 0.98, agreement
     assert agreement.cosine >= 0.99, agreement
+
+
+def test_a_calibration_folder_of_unreadable_videos_is_one_error_before_the_export(tmp_path):
+    folder = tmp_path / "calibration"
+    folder.mkdir()
+    for i in range(2):
+        (folder / f"broken{i}.mp4").write_bytes(b"not a video")
+    out = tmp_path / "m.onnx"
+    result = runner.invoke(
+        app, ["export", "--onnx", "-o", str(out), "--int8", "--calibration", str(folder)]
+    )
+    assert result.exit_code != 0 and result.stderr.count("error:") == 1
+    message = " ".join(result.stderr.split())
+    assert "no model input could be made from the 2 video(s) of --calibration" in message
+    assert "broken0.mp4" in message and "Traceback" not in result.output
+    assert "exporting" not in result.stderr  # refused before the export's work
+    assert not out.exists()
