@@ -21,6 +21,24 @@ from ispan_cli.video.remote import NetworkError, network_error, open_network
 from ispan_cli.video.sources import Source, mask_in, network_timeout
 
 
+def _open(source: Source, timeout: float) -> av.container.InputContainer:
+    started = time.monotonic()
+    try:
+        return open_network(source, timeout)
+    except NetworkError as exc:
+        # FFmpeg's RTSP client turns a request that got no reply within its ``timeout`` into a
+        # bare "Invalid data found" (the missing reply reads as status 0), which says nothing
+        # useful; an open that failed that way once the timeout had run out was a timeout.
+        waited = time.monotonic() - started
+        if (
+            source.scheme in ("rtsp", "rtsps")
+            and "Invalid data" in str(exc)
+            and waited >= 0.9 * timeout
+        ):
+            raise network_error(source, TimeoutError(), timeout) from None
+        raise
+
+
 @dataclass(frozen=True)
 class LiveFrame:
     """One decoded frame: ``time`` seconds from the connection's first frame, ``arrived`` the
@@ -41,7 +59,7 @@ class LiveReader:
         self.source = source
         self.timeout = network_timeout(timeout)
         self.short_side = short_side
-        self._container = open_network(source, self.timeout)
+        self._container = _open(source, self.timeout)
         try:
             self._stream = video_stream(self._container, source.display)  # type: ignore[arg-type]
             check_frame_size(self._stream, source.display)  # type: ignore[arg-type]
