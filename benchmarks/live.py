@@ -92,6 +92,7 @@ def live_run(arch: str, video: Path, seconds: float, rss_every: float = 60.0) ->
         wall = time.monotonic() - start
     cpu_s = sum(os.times()[:2]) - sum(cpu[:2])
     rss = [s[1] for s in sampler.samples]
+    warm = [m for t, m, _ in sampler.samples[:-1] if t >= min(60.0, seconds / 2)]
     loads = [s[2] for s in sampler.samples]
     windows = [r for r in records if "window" in r]
     latency = sorted(r["live"]["latency_s"] for r in windows)
@@ -108,11 +109,10 @@ def live_run(arch: str, video: Path, seconds: float, rss_every: float = 60.0) ->
         "latency_p95_s": round(latency[min(len(latency) - 1, int(0.95 * len(latency)))], 3),
         "model_s_p50": round(statistics.median(r["timings_ms"]["model"] for r in windows) / 1e3, 3),
         "rss_mb_start": round(rss[0], 1),
-        "rss_mb_end": round(rss[-1], 1),
-        # after the first minute's warm-up (torch's allocator, FFmpeg's buffers) RSS must be flat
-        "rss_mb_after_warmup_max_minus_min": round(max(rss[1:]) - min(rss[1:]), 1)
-        if len(rss) > 2
-        else None,
+        "rss_mb_end": round(rss[-1], 1),  # after the run let go of its frames
+        # while it ran, after the first minute's warm-up (torch's allocator, FFmpeg's
+        # buffers): flat, not growing
+        "rss_mb_warm_min_max": [round(min(warm), 1), round(max(warm), 1)] if warm else None,
         "rss_mb_samples": [[round(t), round(m, 1)] for t, m, _ in sampler.samples],
         "cpu_s_per_wall_s": round(cpu_s / wall, 2),  # the process's own share of the 2 cores
         "load_avg_min_max": [round(min(loads), 1), round(max(loads), 1)],
