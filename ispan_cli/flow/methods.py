@@ -97,6 +97,10 @@ def _dis() -> FlowMethod:
 
 RAFT_WEIGHTS = "Raft_Large_Weights.C_T_SKHT_V2"  # torchvision's default RAFT weights
 RAFT_ITERATIONS = 12  # torchvision's default number of refinement updates
+RAFT_BATCH = 16  # frames per chunk: 15 pairs in one forward pass
+# RAFT's correlation pyramid halves its 1/8-resolution features three times and needs them at
+# least 16 px (torchvision refuses less): frames are padded to at least 8 * 16 pixels
+RAFT_MIN_SIZE = 128
 
 
 def raft_weights_file() -> Path:
@@ -111,7 +115,13 @@ def raft_weights_file() -> Path:
 def _raft(device: str) -> FlowMethod:
     import torch
 
-    if device == "cpu" or not torch.cuda.is_available():
+    from ispan_cli.runtime.device import parse_device, resolve_device
+
+    # [ours] never on the CPU: raft_large at 320x240 takes about 7 CPU s a flow on a 2-core
+    # CPU (random weights; the cost does not depend on them), 5x TV-L1, the CPU standard
+    usable = parse_device(device)[0] != "cpu" and torch.cuda.is_available()
+    dev = resolve_device(device) if usable else None  # a wrong cuda:N is one error here
+    if dev is None or dev.type != "cuda":
         raise ISpanError(
             "--method raft runs on a CUDA GPU and this machine has none usable; use --method "
             "tvl1 (the TSN standard) or dis (fast) on the CPU"
@@ -121,32 +131,60 @@ def _raft(device: str) -> FlowMethod:
         raise ISpanError(
             f"--method raft needs torchvision's RAFT weights at {weights}; download them once "
             'where there is internet (python -c "from torchvision.models.optical_flow import '
-            'raft_large; raft_large(weights="DEFAULT")") and copy the file there'
+            "raft_large; raft_large(weights='DEFAULT')\") and copy the file there"
         )
+    return raft_method(load_raft(weights), dev)
+
+
+def load_raft(weights: Path) -> Any:
+    """torchvision's ``raft_large`` with the state dict saved in ``weights``, loaded strictly."""
+    import pickle
+
+    import torch
     from torchvision.models.optical_flow import raft_large
 
-    dev = torch.device("cuda" if device in ("auto", "cuda") else device)
     model = raft_large(weights=None)
-    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-    model = model.eval().to(dev)
-    params = (("weights", RAFT_WEIGHTS), ("iterations", RAFT_ITERATIONS))
-    return FlowMethod("raft", params, raft_flows(model, dev), batch=16)
+    try:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+        model.load_state_dict(state)
+    except (RuntimeError, OSError, ValueError, EOFError, pickle.UnpicklingError) as exc:
+        raise ISpanError(
+            f"{weights} is not torchvision's raft_large weights ({' '.join(str(exc).split())[:200]}"
+            "); download them again"
+        ) from None
+    return model.eval()
+
+
+def raft_method(
+    model: Any, device: Any, batch: int = RAFT_BATCH, weights: str = RAFT_WEIGHTS
+) -> FlowMethod:
+    """A RAFT model (torchvision's ``raft_large`` or ``raft_small``) as a FlowMethod."""
+    params = (("weights", weights), ("iterations", RAFT_ITERATIONS))
+    return FlowMethod("raft", params, raft_flows(model.to(device), device), batch=batch)
 
 
 def raft_flows(model: Any, device: Any) -> Callable[[np.ndarray], np.ndarray]:
-    """RAFT on consecutive frames, all pairs of a chunk in one batch; frames are padded to a
-    multiple of 8 (RAFT's stride) by edge replication and the flow cropped back."""
+    """RAFT on consecutive frames, all pairs of a chunk in one batch; frames are padded by edge
+    replication to a multiple of 8 (RAFT's stride) and at least RAFT_MIN_SIZE, and the flow
+    cropped back."""
     import torch
     import torch.nn.functional as F
 
     @torch.inference_mode()
     def flows(frames: np.ndarray) -> np.ndarray:
-        _, h, w, _ = frames.shape
+        n, h, w, _ = frames.shape
+        if n < 2:
+            return np.empty((0, h, w, 2), np.float32)
         x = torch.from_numpy(frames).to(device).permute(0, 3, 1, 2).float()  # (N, 3, H, W)
         x = x / 127.5 - 1.0  # torchvision's RAFT transforms: [-1, 1]
-        ph, pw = (-h) % 8, (-w) % 8
-        x = F.pad(x, (0, pw, 0, ph), mode="replicate")
+        ph, pw = _padding(h), _padding(w)
+        x = F.pad(x, (0, pw, 0, ph), mode="replicate")  # (N, 3, H + ph, W + pw)
         out = model(x[:-1], x[1:], num_flow_updates=RAFT_ITERATIONS)[-1]  # (N-1, 2, H', W')
         return out[:, :, :h, :w].permute(0, 2, 3, 1).float().cpu().numpy()  # (N-1, H, W, 2)
 
     return flows
+
+
+def _padding(size: int) -> int:
+    """Pixels to add to ``size`` for RAFT: up to a multiple of 8, and to RAFT_MIN_SIZE."""
+    return max(RAFT_MIN_SIZE, size + (-size) % 8) - size
