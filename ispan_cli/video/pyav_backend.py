@@ -22,6 +22,7 @@ from ispan_cli.video.frame_index import FetchRun, plan_fetch
 from ispan_cli.video.info import VideoInfo
 from ispan_cli.video.preprocess import scaled_size
 from ispan_cli.video.pyav_open import (
+    MAX_LEADING,
     Scan,
     check_frame_size,
     frame_limit_text,
@@ -47,12 +48,12 @@ class PyAVReader(VideoReader):
         # sequential files: where the last seek landed (a frame index; -1: not on a keyframe;
         # _AWAITING: no packet read yet), until the first frame after it is numbered
         self._landed: int | None = None
+        # the keyframe index the last seek went to, until a packet is read after it; and the one
+        # whose first read failed (a demuxer that cannot go there, see _retry_seek)
+        self._seek_k: int | None = None
+        self._failed_seek: int | None = None
         self._open()
-        self._scan: Scan = scan_packets(self._container, self._stream)
-        self._index = self._scan.index
-        self._seekable = self._scan.seekable
-        # sequential: a keyframe's decoding timestamp -> the frame index it is shown at
-        self._landings = {ts: k for k, ts in (self._scan.seek_ts or {}).items()}
+        self._use_scan(self._index_packets())
         self._warnings: list[str] = []
         self._truncated = False
         self._damaged = self._scan.damaged_packets
@@ -65,8 +66,10 @@ class PyAVReader(VideoReader):
                 "truncated or empty inside: fetch or export it again"
             )
         # The scan left the demuxer at the end of the file. A fresh demuxer where frames are
-        # counted: it starts at frame 0 whatever the first packet's flags say.
-        self._seek(0, reopen=self._scan.sequential)
+        # counted: it starts at frame 0 whatever the first packet's flags say. An index from
+        # the header read no packet: the demuxer still stands at the start.
+        if not self._scan.from_header:
+            self._seek(0, reopen=self._scan.sequential)
         first = self._first_frame()
         # FFmpeg reports the display matrix as counter-clockwise degrees; players turn the
         # picture the other way round, so store the clockwise angle a viewer sees applied.
@@ -77,6 +80,28 @@ class PyAVReader(VideoReader):
         self._check_truncation()
 
     # -- opening -------------------------------------------------------------------------------
+    def _index_packets(self) -> Scan:
+        """The frame index: every packet of a local file is read (cheap, and exact whatever
+        the header claims); a remote MP4 uses its header instead (``video/remote.py``)."""
+        assert self._container is not None
+        return scan_packets(self._container, self._stream)
+
+    def _use_scan(self, scan: Scan) -> None:
+        self._scan = scan
+        self._index = scan.index
+        self._seekable = scan.seekable
+        # sequential: a keyframe's decoding timestamp -> the frame index it is shown at
+        self._landings = {ts: k for k, ts in (scan.seek_ts or {}).items()}
+
+    def _rescan(self) -> None:
+        """A decoded frame does not fit the header's frame index: read every packet after all,
+        as for a local file, and start again from frame 0."""
+        self._open()
+        assert self._container is not None
+        self._use_scan(scan_packets(self._container, self._stream))
+        self._damaged = self._scan.damaged_packets
+        self._seek(0, reopen=True)
+
     def _open(self) -> None:
         if self._container is not None:
             self._container.close()
@@ -97,6 +122,7 @@ class PyAVReader(VideoReader):
         self._stream.thread_count = decode_threads(ctx.width or 0, ctx.height or 0, self._threads)
         self._frames = self._decode()
         self._pos = -1
+        self._seek_k = OPENED
 
     def _open_container(self) -> av.container.InputContainer:
         """The demuxer for this video (a subclass opens URLs, see ``video/remote.py``)."""
@@ -113,10 +139,14 @@ class PyAVReader(VideoReader):
             except StopIteration:
                 return
             except (av.error.FFmpegError, OSError):
+                if self._seek_k is not None:  # not one packet since the seek: see _retry_seek
+                    self._failed_seek, self._seek_k = self._seek_k, None
+                    return
                 # The file ends early (truncated): drain what the decoder holds, then stop.
                 with contextlib.suppress(av.error.FFmpegError):
                     yield from ctx.decode(None)
                 return
+            self._seek_k = None
             if self._scan.sequential and packet.is_corrupt:
                 continue  # not listed by the scan either: counts stay in step
             if self._landed == _AWAITING and packet.size:  # the first packet after a seek
@@ -155,17 +185,45 @@ class PyAVReader(VideoReader):
 
     def _first_frame(self) -> av.VideoFrame:
         frame = next(self._frames, None)
+        if frame is None and self._retry_seek():
+            frame = next(self._frames, None)
         if frame is None:
             raise VideoDecodeError(
                 f"no frame of {self.path} can be decoded (codec "
                 f"{self._stream.codec_context.name}); the data is damaged or the codec is "
                 "not supported by this FFmpeg build"
             )
+        if self._scan.from_header:
+            try:
+                self._check_header_start(frame)
+            except _Untrusted:
+                self._rescan()
+                return self._first_frame()
+            return frame
         if self._resolve(frame, -1) == 0:
             self._first, self._pos = frame, 0  # kept: a fetch of frame 0 needs no new decode
         else:
             self._seek(0, reopen=True)
         return frame
+
+    def _check_header_start(self, first: av.VideoFrame) -> None:
+        """A frame index from the header: the first frames must come out in order with its
+        timestamps (this is where a reordered stream it misreads shows first)."""
+        last = min(self._index.num_frames, MAX_LEADING) - 1
+        frame: av.VideoFrame | None = first
+        for i in range(last + 1):
+            if i:
+                frame = next(self._frames, None)
+            if frame is None or frame.pts is None or frame.pts != self._index.pts[i]:
+                raise _Untrusted
+        self._first, self._pos = first, last  # frame 0 kept: a fetch of it needs no decode
+
+    def _retry_seek(self) -> bool:
+        """A read failed right after a seek: whether another way there was set up (a remote
+        reader reads a server without range requests in order, see ``video/remote.py``).
+        Here: no, it is the end of a damaged file."""
+        self._failed_seek = None
+        return False
 
     def _scan_note(self) -> str:
         return f" (reading stopped: {self._scan.read_error})" if self._scan.read_error else ""
@@ -277,6 +335,14 @@ class PyAVReader(VideoReader):
         if bad:
             raise VideoError(f"frame index {bad[0]} is outside {self.path} (frames 0..{n - 1})")
         size = self._target_size(short_side)
+        try:
+            got = self._fetch(wanted, size)
+        except _Untrusted:  # the header's frame index was wrong: index the packets, again
+            self._rescan()
+            got = self._fetch(wanted, size)
+        return np.stack([got[i] for i in wanted])
+
+    def _fetch(self, wanted: list[int], size: tuple[int, int] | None) -> dict[int, np.ndarray]:
         got: dict[int, np.ndarray] = {}
         if self._first is not None and 0 in wanted:
             got[0] = self._to_rgb(self._first, size)
@@ -284,12 +350,14 @@ class PyAVReader(VideoReader):
         for run in plan_fetch(rest, self._seek_points(), self._pos):
             self._run(run, got, size)
         missing = sorted(set(wanted) - set(got))
+        if missing and self._scan.from_header:
+            raise _Untrusted
         if missing:
             raise VideoDecodeError(
                 f"frame {missing[0]} of {self.path} could not be decoded ({len(missing)} wanted "
                 "frame(s) missing); the file is damaged there"
             )
-        return np.stack([got[i] for i in wanted])
+        return got
 
     def _target_size(self, short_side: int | None) -> tuple[int, int] | None:
         if short_side is None:
@@ -303,6 +371,10 @@ class PyAVReader(VideoReader):
 
     def _run(self, run: FetchRun, got: dict[int, np.ndarray], size: tuple[int, int] | None) -> None:
         self._first = None  # the decoder moves on from frame 0
+        if run.seek_to is not None and not self._seekable and run.seek_to > self._pos:
+            # planned before seeking was found impossible (a remote server without ranges):
+            # decoding on from here is the way forward
+            run = FetchRun(None, run.stop, run.wanted)
         if run.seek_to is not None:
             self._seek(run.seek_to)
         want = set(run.wanted)
@@ -323,6 +395,8 @@ class PyAVReader(VideoReader):
         check = seek_to is not None  # verify where the seek landed
         while True:
             frame = next(self._frames, None)
+            if frame is None and self._retry_seek():
+                continue
             if frame is None:
                 self._pos = self._index.num_frames  # decoder drained: the next read must seek
                 return
@@ -336,6 +410,11 @@ class PyAVReader(VideoReader):
                 continue
             if check:
                 check = False
+                if self._scan.from_header and not frame.key_frame:
+                    # The header places a keyframe where it is decoded; an open GOP shows some
+                    # frames before it, decoded after it from frames before the seek: here the
+                    # decoder output one of those, which the packets' index would have avoided.
+                    raise _Untrusted
                 pending = want - set(got)
                 if pending and i > min(pending):
                     # The demuxer landed after the frame we need: one keyframe further back,
@@ -378,6 +457,7 @@ class PyAVReader(VideoReader):
             return
         self._frames = self._decode()
         self._pos = k - 1
+        self._seek_k = k
         if self._scan.sequential:
             self._landed = _AWAITING
 
@@ -388,7 +468,12 @@ class PyAVReader(VideoReader):
 
     def _resolve(self, frame: av.VideoFrame, previous: int) -> int | None:
         if not self._scan.sequential:
-            return previous + 1 if frame.pts is None else self._index.lookup(frame.pts)
+            if frame.pts is None:
+                return previous + 1
+            i = self._index.lookup(frame.pts)
+            if i is None and self._scan.from_header:
+                raise _Untrusted
+            return i
         if self._landed is None:
             return previous + 1
         # The first frame after a seek: counting restarts at the keyframe the demuxer landed
@@ -422,7 +507,12 @@ class PyAVReader(VideoReader):
 
 
 _AWAITING = -2
+OPENED = -1  # _seek_k of a fresh demuxer: no packet read since it was opened
 
 
 class _LostCount(Exception):
     """After a seek, the decoder's output cannot be matched to frame indices."""
+
+
+class _Untrusted(Exception):
+    """A decoded frame does not fit the frame index read from the container's header."""

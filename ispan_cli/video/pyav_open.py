@@ -129,6 +129,9 @@ class Scan:
     # sequential only: keyframe index -> the decoding timestamp the demuxer seeks to for it;
     # None: the demuxer cannot seek (no timestamps), every fetch decodes from the start.
     seek_ts: dict[int, int] | None = None
+    # Built from the container's header (:func:`header_scan`) rather than the packets: each
+    # decoded frame is checked against it, and one that does not fit calls for the real scan.
+    from_header: bool = False
 
     @property
     def seekable(self) -> bool:
@@ -179,6 +182,53 @@ def scan_packets(container: av.container.InputContainer, stream: av.video.VideoS
     rate = stream.average_rate or stream.guessed_rate or Fraction(25)
     index = FrameIndex(np.arange(n, dtype=np.int64), np.arange(n) == 0, 1 / rate)
     return Scan(index, damaged, error, sequential=True)
+
+
+# Containers whose header lists every sample (decoding time, size, sync flag) before the first
+# packet: the MP4/MOV sample tables (stts, stsz, stss in ``moov``), which FFmpeg reads whole at
+# open, by range requests where ``moov`` is at the end.
+HEADER_INDEXED = ("mov",)
+
+
+def header_scan(
+    container: av.container.InputContainer, stream: av.video.VideoStream
+) -> tuple[Scan | None, str]:
+    """The frame index from an MP4/MOV header alone (no packet read), or None and why not.
+
+    The header gives every frame's decoding time and sync flag, not its presentation time. It
+    is trusted where the presentation times follow from the decoding times: decoding times
+    evenly spaced (constant frame rate: a reordered frame is shown on the same grid), or no
+    reordering (``has_b_frames`` 0: frames are shown in decoding order, variable rate or not).
+    Frame i then shows at ``start_time + dts[i] - dts[0]``, the frame count is the sample
+    count, and a keyframe is shown where it is decoded: right for a closed GOP; an open GOP
+    shows it a few frames later, so a seek lands late (the reader seeks further back, as for
+    any late landing) or outputs a frame before the keyframe (the reader then scans). A reader
+    checks each decoded frame against it.
+    """
+    family = container.format.name.split(",")[0]
+    if family not in HEADER_INDEXED:
+        if family in NO_STORED_PTS:
+            return None, f"{family.upper()} stores no presentation timestamps"
+        return None, f"its container ({family}) has no frame index in its header"
+    n = stream.frames
+    entries = stream.index_entries
+    if not n or len(entries) != n:
+        return None, "its header gives no frame count (a fragmented MP4?)"
+    dts = np.empty(n, dtype=np.int64)
+    keys = np.empty(n, dtype=bool)
+    for i, entry in enumerate(entries):
+        if entry.is_discard or entry.size <= 0:
+            # an edit list that starts mid-GOP, or empty samples: the packets tell which count
+            return None, "its edit list or empty samples leave frames out"
+        dts[i], keys[i] = entry.timestamp, entry.is_keyframe
+    steps = np.diff(dts)
+    if not np.all(steps > 0) or stream.start_time is None:
+        return None, "its decoding times do not increase"
+    if len(steps) and not np.all(steps == steps[0]) and stream.codec_context.has_b_frames:
+        return None, "it has a variable frame rate and reordered (B-)frames"
+    pts = dts + (stream.start_time - dts[0])
+    index = FrameIndex(pts, keys, stream.time_base)
+    return Scan(index, 0, None, sequential=False, from_header=True), ""
 
 
 def _keyframe_positions(pts: list[int | None], dts: list[int], keys: list[bool]) -> dict[int, int]:

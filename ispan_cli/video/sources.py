@@ -26,6 +26,8 @@ LIVE_SUFFIXES = (".m3u8",)
 # ``timeout`` (``stimeout`` before FFmpeg 5); the others ``rw_timeout`` (every protocol honours
 # it through the generic AVIOContext layer).
 _TIMEOUT_OPTION = {"rtsp": "timeout", "rtsps": "timeout"}
+# http(s) files: the most bytes read through to reach a later frame instead of a range request
+SHORT_SEEK_BYTES = 1 << 20
 DEFAULT_TIMEOUT = 10.0  # seconds, when --timeout is not given: a dead server never hangs a job
 
 _default_timeout: list[float | None] = [None]
@@ -145,12 +147,18 @@ def network_timeout(seconds: float | None = None) -> float:
 
 def ffmpeg_options(source: Source, timeout: float | None = None) -> dict[str, str]:
     """The FFmpeg options to open ``source`` with: the protocol's timeout (microseconds), TCP
-    for RTSP (RTP over UDP loses packets on a busy machine), reconnects for HTTP."""
+    for RTSP (RTP over UDP loses packets on a busy machine), range requests over reading
+    through for far seeks in HTTP files."""
     options = dict(source.options)
     if source.kind in ("file", "webcam"):
         return options
     micros = str(int(network_timeout(timeout) * 1e6))
     options[_TIMEOUT_OPTION.get(source.scheme, "rw_timeout")] = micros
+    if source.kind == "remote" and source.scheme in ("http", "https"):
+        # A gap FFmpeg reads through rather than ask for a new range: by default as large as
+        # the TCP receive window, which grows to tens of MB on a fast link, so sampling 8
+        # frames of a long file would read most of it; a new request costs a round trip.
+        options.setdefault("short_seek_size", str(SHORT_SEEK_BYTES))
     if source.scheme in ("rtsp", "rtsps"):
         options.setdefault("rtsp_transport", "tcp")
     if source.scheme in ("rtmp", "rtmps", "rtmpt"):

@@ -30,17 +30,31 @@ def free_port() -> int:
 
 
 class RangeServer:
-    """Serves the files of ``root`` with single-range ``Range`` support."""
+    """Serves the files of ``root`` with single-range ``Range`` support.
 
-    def __init__(self, root: Path, status: int | None = None) -> None:
+    ranges=False: a server without range support (answers every GET with the whole file, no
+    ``Accept-Ranges``), so a client can only read in order. ``served`` holds one
+    ``(Range header or None, bytes written)`` per GET, counted as each chunk is written to a
+    socket with a small send buffer, so it is close to what the client read, not what the
+    request asked for (FFmpeg asks for ``bytes=N-`` and hangs up once it has what it needs).
+    """
+
+    CHUNK = 16 * 1024
+
+    def __init__(self, root: Path, status: int | None = None, ranges: bool = True) -> None:
         self.root = Path(root)
         self.requests: list[str | None] = []  # the Range header of each GET (None: whole)
-        self.bytes_sent = 0
+        self.served: list[list] = []  # [Range header, bytes written] per GET
+        self._lock = threading.Lock()
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
-                server.requests.append(self.headers.get("Range"))
+                asked = self.headers.get("Range")
+                record = [asked, 0]
+                with server._lock:
+                    server.requests.append(asked)
+                    server.served.append(record)
                 if status is not None:
                     self.send_response(status)
                     if status == 401:
@@ -52,10 +66,9 @@ class RangeServer:
                 if not path.is_file():
                     self.send_error(404)
                     return
-                data = path.read_bytes()
-                size = len(data)
+                size = path.stat().st_size
                 start, end = 0, size - 1
-                match = re.fullmatch(r"bytes=(\d*)-(\d*)", self.headers.get("Range") or "")
+                match = re.fullmatch(r"bytes=(\d*)-(\d*)", asked or "") if ranges else None
                 if match:
                     if match.group(1):
                         start = int(match.group(1))
@@ -72,23 +85,51 @@ class RangeServer:
                     self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
                 else:
                     self.send_response(200)
-                self.send_header("Accept-Ranges", "bytes")
+                if ranges:
+                    self.send_header("Accept-Ranges", "bytes")
                 self.send_header("Content-Type", "video/mp4")
                 self.send_header("Content-Length", str(end - start + 1))
                 self.end_headers()
-                try:
-                    self.wfile.write(data[start : end + 1])
-                    server.bytes_sent += end - start + 1
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # FFmpeg closes a connection it no longer needs (after a seek)
+                with open(path, "rb") as f:
+                    f.seek(start)
+                    left = end - start + 1
+                    while left > 0:
+                        chunk = f.read(min(server.CHUNK, left))
+                        try:
+                            self.wfile.write(chunk)
+                        except (BrokenPipeError, ConnectionResetError):
+                            return  # FFmpeg closes a connection it no longer needs (a seek)
+                        left -= len(chunk)
+                        with server._lock:
+                            record[1] += len(chunk)
 
             def log_message(self, *args):
                 pass
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
+        class Server(http.server.ThreadingHTTPServer):
+            daemon_threads = True
+
+            def get_request(self):
+                conn, addr = super().get_request()
+                # a small send buffer: bytes the client never reads stay on disk, not in flight
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 * 1024)
+                return conn, addr
+
+        self.httpd = Server(("127.0.0.1", 0), Handler)
         self.port = self.httpd.server_address[1]
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def bytes_sent(self) -> int:
+        """Bytes written to clients over all requests."""
+        with self._lock:
+            return sum(n for _, n in self.served)
+
+    def reset(self) -> None:
+        """Forgets the requests counted so far."""
+        with self._lock:
+            self.requests.clear()
+            self.served.clear()
 
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.port}/{name}"
