@@ -13,6 +13,10 @@ carry frame 6's timestamp) and for MPEG-4 part 2 "packed bitstreams" (XviD/DivX 
 most of UCF101 and HMDB51: a P and a B frame share one packet and a 6-byte "N-VOP" placeholder
 follows). There, and in raw streams without timestamps, frames are counted in output order
 instead (``Scan.sequential``).
+
+Remote MP4/MOV files can skip the scan (which would download them whole): :func:`header_scan`
+builds the same index from the ``moov`` sample tables where the header can be trusted for it,
+and the reader checks every decoded frame against it (see ``video/remote.py``).
 """
 
 from __future__ import annotations
