@@ -24,8 +24,10 @@ def report(
     ] = None,
 ) -> None:
     """Write one HTML file (images embedded; opens without a network): curves, the confusion
-    matrix with class names, per-class accuracy worst first, the most confused pairs, the
-    settings and the exact command. `ispan train` writes it at the end of each run."""
+    matrix with class names, per-class accuracy worst first, the most confused pairs with a
+    sample frame of a video of each class, the attention of a few validation clips (the run's
+    best model or the evaluated one, on the CPU), the settings and the exact command. `ispan
+    train` and `ispan evaluate --output` write it at the end."""
     from ispan_cli.engine.html_report import write_report
     from ispan_cli.outputs import check_output_file
     from ispan_cli.terminal import one_line

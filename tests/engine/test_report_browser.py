@@ -31,7 +31,9 @@ SECTIONS = ["figures", "curves", "confusion", "per-class", "pairs", "attention",
 
 
 def _chromium() -> str | None:
-    for name in (os.environ.get("ISPAN_CHROMIUM"), "chromium", "chromium-browser", "chrome"):
+    # Debian's /usr/bin/chromium is a shell wrapper around /usr/lib/chromium/chromium
+    for name in (os.environ.get("ISPAN_CHROMIUM"), "/usr/lib/chromium/chromium", "chromium",
+                 "chromium-browser", "chrome"):  # fmt: skip
         found = shutil.which(name) if name else None
         if found:
             return found

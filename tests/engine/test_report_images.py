@@ -212,3 +212,13 @@ def test_a_folder_that_is_not_complete_is_one_error(tmp_path: Path, kind: str) -
     (tmp_path / name).write_text("{not json")
     with pytest.raises(ISpanError, match=name):
         write_report(tmp_path)
+
+
+def test_the_command_says_it_in_one_line(tmp_path: Path) -> None:
+    from tests.engine.runs import ispan
+
+    (tmp_path / "metrics.json").write_text(json.dumps(["not", "a", "mapping"]))
+    done = ispan("report", str(tmp_path), check=False, timeout=60)
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {tmp_path / 'metrics.json'} is not as")
