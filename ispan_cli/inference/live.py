@@ -41,7 +41,8 @@ class LiveOptions:
     window: float
     stride: float
     reconnect: int = 0  # reopen attempts in a row after the stream breaks (0: stop)
-    max_latency: float | None = None  # drop a window older than this when the model gets to it
+    # drop a window whose record would come later than this after its last frame (0: no bound)
+    max_latency: float | None = None
     timeout: float | None = None  # seconds the source may stay silent (None: --timeout default)
 
     def settings(self) -> dict:
@@ -88,18 +89,46 @@ class _Handoff:
             self._items.append(event)
             self._cond.notify()
 
-    def take(self, wait: float) -> tuple[_Window | _Event | None, int]:
-        """The next item (None after ``wait`` seconds without one) and the windows dropped."""
+    def take(self, wait: float) -> tuple[_Window | _Event | None, int, bool]:
+        """The next item (None after ``wait`` seconds without one), the windows dropped, and
+        whether it came while this call waited (nothing was waiting when it was called)."""
         with self._cond:
-            if not self._items:
+            waited = not self._items
+            if waited:
                 self._cond.wait(wait)
             if not self._items:
-                return None, 0
+                return None, 0, waited
             item = self._items.popleft()
             dropped = 0
             if isinstance(item, _Window):
                 dropped, self.dropped = self.dropped, 0
-            return item, dropped
+            return item, dropped, waited
+
+
+class _LatencyBound:
+    """``--max-latency``: whether a window taken now can still be classified in time.
+
+    A window's record is written ``age + model time`` after its last frame arrived, so the
+    window is dropped when its age plus the model's recent time per window (the median of the
+    last :data:`RECENT` windows) is over the bound, unless it came while the model waited for
+    it: no fresher window can be had then, so it is classified even if the model alone takes
+    longer than the bound (the latency is then the model's own time, the least possible).
+    """
+
+    RECENT = 5
+
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds = seconds or None  # 0: no bound
+        self._recent: collections.deque = collections.deque(maxlen=self.RECENT)
+
+    def too_late(self, window: _Window, fresh: bool) -> bool:
+        if self.seconds is None or fresh:
+            return False
+        expected = float(np.median(self._recent)) if self._recent else 0.0
+        return time.time() - window.last_arrival + expected > self.seconds
+
+    def classified(self, seconds: float) -> None:
+        self._recent.append(seconds)
 
 
 def timeline_records(
@@ -161,13 +190,17 @@ def run_live(
         name="ispan-live-decode",
         daemon=True,  # a read blocked in FFmpeg must not keep the process alive after Ctrl-C
     )  # fmt: skip
+    bound = _LatencyBound(live.max_latency)
     with _ctrl_c_sets(stop):
         decoding.start()
+        idle = True  # the model waits for a window
         try:
             while not stop.is_set():
-                item, dropped = handoff.take(0.1)
+                item, dropped, waited = handoff.take(0.1)
                 if item is None:
+                    idle = True
                     continue
+                fresh, idle = idle or waited, False
                 if isinstance(item, _Event):
                     if item.error is not None:
                         yield error_record(predictor, src.display, item.error, settings)
@@ -176,12 +209,13 @@ def run_live(
                         return
                     yield item.record
                     continue
-                age = time.time() - item.last_arrival
-                if live.max_latency is not None and age > live.max_latency:
-                    handoff.dropped += dropped + 1  # too old to be worth classifying
+                if bound.too_late(item, fresh):
+                    handoff.dropped += dropped + 1  # counted in the next record
                     continue
-                yield _classify_window(predictor, src.display, item, spec, options, settings,
-                                       dropped)  # fmt: skip
+                record = _classify_window(predictor, src.display, item, spec, options, settings,
+                                          dropped)  # fmt: skip
+                bound.classified(sum(record["timings_ms"].values()) / 1e3)
+                yield record
         finally:
             stop.set()
             decoding.join(timeout=1.0)

@@ -191,11 +191,15 @@ def test_a_window_waiting_for_a_busy_model_is_replaced_and_counted():
     handoff.put_window(window(1))
     handoff.put_window(window(2))
     handoff.put_event(_Event(None))
-    item, dropped = handoff.take(0)
-    assert (item.index, dropped) == (2, 2)
-    item, dropped = handoff.take(0)
+    item, dropped, waited = handoff.take(0)
+    assert (item.index, dropped, waited) == (2, 2, False)
+    item, dropped, waited = handoff.take(0)
     assert isinstance(item, _Event) and dropped == 0
-    assert handoff.take(0) == (None, 0)
+    assert handoff.take(0) == (None, 0, True)
+    # a window that comes while the model waits for one is "fresh" (waited=True)
+    threading.Timer(0.05, handoff.put_window, [window(3)]).start()
+    item, dropped, waited = handoff.take(5)
+    assert (item.index, dropped, waited) == (3, 0, True)
 
 
 @pytest.mark.slow
@@ -234,3 +238,72 @@ def test_ctrl_c_stops_cleanly_with_a_complete_output(pattern):
     assert indices[0] == 0
     for a, b in itertools.pairwise(records):  # drops on a busy machine are counted
         assert b["window"]["index"] - a["window"]["index"] - 1 == b["live"]["dropped_windows"]
+
+
+def test_max_latency_zero_is_no_bound():
+    from ispan_cli.inference.live import _LatencyBound, _Window
+
+    old = _Window(0, 0.0, 1.0, np.zeros((1, 2, 2, 3), np.uint8), [0], [0.0], 0.0, False)  # 1970
+    assert not _LatencyBound(0).too_late(old, fresh=False)
+    assert not _LatencyBound(None).too_late(old, fresh=False)
+    assert _LatencyBound(5.0).too_late(old, fresh=False)
+    assert not _LatencyBound(5.0).too_late(old, fresh=True)  # nothing fresher can be had
+
+
+@pytest.mark.slow
+def test_max_latency_drops_windows_that_would_come_too_late(pattern):
+    """A model slower than the stream (istpan_tiny, 8 segments x 3 crops; the stride set to a
+    third of its measured time per window, so it stays slower whatever the machine's load).
+
+    Without --max-latency a window waits in the slot for the busy model (up to one stride);
+    with it, a window whose age plus the model's recent time (the median of the last five
+    records' preprocess + model) is over the bound is dropped and counted, and the model takes
+    the next one as it comes. Tolerance: a window that came while the model waited is always
+    classified (its age is one frame interval plus a thread wake-up, FRESH below).
+    """
+    from dataclasses import replace
+
+    from ispan_cli.inference.pipeline import ClassifyOptions
+    from ispan_cli.runtime.loading import load_model
+    from ispan_cli.video.preprocess import preprocess
+
+    predictor = load_model("istpan_tiny", device="cpu", allow_registry=True).predictor()
+    options = ClassifyOptions(segments=8, crops=3, batch_size=1, workers=0)
+    spec = replace(predictor.preprocessing, crops=3)
+    frames = np.zeros((8, spec.resize, spec.resize * 4 // 3, 3), np.uint8)
+    times = []
+    for _ in range(4):
+        start = time.perf_counter()
+        predictor.predict(preprocess(frames, spec)[None])
+        times.append(time.perf_counter() - start)
+    model_s = float(np.median(times[1:]))  # the first call pays torch's set-up
+    stride = max(0.08, round(model_s / 3 * FPS) / FPS)
+    bound = model_s + stride / 2
+    fresh = 2 / FPS + 0.1
+
+    def run(max_latency):
+        records = []
+        live = LiveOptions(window=1.0, stride=stride, max_latency=max_latency, timeout=10)
+        with RtmpServer(pattern) as server:  # FFmpeg's RTMP server takes one client
+            for record in run_live(predictor, server.url, options, live):
+                assert record["error"] is None, record
+                records.append(record)
+                if len(records) == 10:
+                    break
+        for a, b in itertools.pairwise(records):  # every drop counted, in order
+            assert b["window"]["index"] - a["window"]["index"] - 1 == b["live"]["dropped_windows"]
+        own = [sum(r["timings_ms"].values()) / 1e3 for r in records]
+        ages = [r["live"]["latency_s"] - t for r, t in zip(records, own, strict=True)]
+        return records[1:], own, ages  # the first window: the connection's start-up burst
+
+    plain, _, plain_ages = run(None)
+    bounded, own, ages = run(bound)
+    context = (model_s, stride, bound, ages, own)
+    assert sum(r["live"]["dropped_windows"] for r in plain) > 0, context  # slower than the stream
+    assert sum(r["live"]["dropped_windows"] for r in bounded) > 0, context
+    for i in range(1, len(ages)):
+        recent = own[max(0, i - 5) : i]
+        expected = float(np.median(recent))
+        assert ages[i] <= max(bound - expected, fresh) + 0.05, (i, expected, context)
+    # the bound shortens the wait: windows reach the model younger than without it
+    assert np.mean(ages[1:]) < np.mean(plain_ages[1:]), (plain_ages, context)
