@@ -130,7 +130,8 @@ def _train_source(folder: Path) -> ReportSource:
     images = [(c, folder / f) for c, f in (("Training curves", "curves.png"),
               ("Learning-rate range test", "lr_find.png")) if (folder / f).is_file()]  # fmt: skip
     read = _read_confusion(folder / RUN_CONFUSION_CSV)
-    classes = list(doc.get("model", {}).get("labels") or (read[0] if read else []))
+    # the matrix's own names first: they always match its size
+    classes = list(read[0] if read else doc.get("model", {}).get("labels") or [])
     figures = [
         ("epochs run", str(len(rows))),
         ("best epoch", str(metrics.get("epoch", "n/a"))),
