@@ -112,6 +112,7 @@ def _machine(device: str, plan) -> dict:
         "cuda_device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "device_option": device,
         "onnxruntime_threads": plan.model_threads,
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),  # torch's, see the plan's spin
     }
 
 
@@ -140,6 +141,7 @@ def run_benchmark(options: BenchmarkOptions, progress: Progress | None = None) -
     plan = plan_threads(gpu, workers=options.workers, threads=options.threads or None)
     apply_torch_threads(plan)
     options = replace(options, threads=plan.model_threads, workers=plan.decode_workers)
+    spin = plan.spin
     is_onnx_file = options.model is not None and options.model.lower().endswith(".onnx")
     if is_onnx_file and "torch" in options.runtimes:
         raise UsageError(
@@ -201,7 +203,7 @@ def run_benchmark(options: BenchmarkOptions, progress: Progress | None = None) -
             if runtime != "torch" and onnx_path is None:
                 onnx_path = _export(model, doc, identity, tmp, say)
             predictors[runtime], run = _load_and_run(
-                runtime, model, identity, spec, onnx_path, clips, videos, options, tmp, say
+                runtime, model, identity, spec, onnx_path, clips, videos, options, tmp, say, spin
             )
             result.runtimes.append(run)
         say("timing the model alone, runtimes taking turns")
@@ -271,7 +273,7 @@ def _int8_file(onnx_path: Path, clips, spec, options, tmp: Path, say) -> Path:
     return int8_path
 
 
-def _predictor(runtime, model, identity, spec, path, options):
+def _predictor(runtime, model, identity, spec, path, options, spin: bool = False):
     if runtime == "torch":
         from ispan_cli.runtime.device import resolve_device
         from ispan_cli.runtime.predictor import TorchPredictor
@@ -280,10 +282,12 @@ def _predictor(runtime, model, identity, spec, path, options):
         return TorchPredictor(model, identity, spec, device, options.precision)
     from ispan_cli.runtime.onnx import OnnxPredictor
 
-    return OnnxPredictor(path, device=options.device, threads=options.threads)
+    return OnnxPredictor(path, device=options.device, threads=options.threads, spin=spin)
 
 
-def _load_and_run(runtime, model, identity, spec, onnx_path, clips, videos, options, tmp, say):
+def _load_and_run(
+    runtime, model, identity, spec, onnx_path, clips, videos, options, tmp, say, spin=False
+):
     """Loads one runtime and runs the classify pipeline end to end, watching memory."""
     from ispan_cli.inference.inputs import InputItem
     from ispan_cli.inference.pipeline import ClassifyOptions, run_classify
@@ -292,7 +296,7 @@ def _load_and_run(runtime, model, identity, spec, onnx_path, clips, videos, opti
     if runtime == "onnx-int8":  # quantizing is preparation, not part of the runtime's memory
         path = _int8_file(onnx_path, clips, spec, options, tmp, say)
     with PeakMemory() as memory:
-        predictor = _predictor(runtime, model, identity, spec, path, options)
+        predictor = _predictor(runtime, model, identity, spec, path, options, spin)
         predictor.predict(clips[0][None])  # warm-up: allocations, kernel choice, TensorRT build
         classify = ClassifyOptions(
             segments=clips[0].shape[1],

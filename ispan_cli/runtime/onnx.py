@@ -41,11 +41,14 @@ class ChosenProvider:
     note: str  # why faster providers were not used ("" when none was skipped)
 
 
-def create_session(path: str | Path, device: str = "auto", threads: int = 0):
+def create_session(path: str | Path, device: str = "auto", threads: int = 0, spin: bool = False):
     """An InferenceSession on the best provider that really initialises for ``device``.
 
     auto: TensorRT, then CUDA (device 0), then the CPU; cpu: the CPU only; cuda[:N]: TensorRT
     or CUDA on device N, else a UsageError saying why neither started.
+    spin: let idle intra-op threads busy-wait (ONNX Runtime's default). Off by default: ispan
+    runs sessions beside decode workers, whose cores a spinning pool takes (the thread plan's
+    ``spin``, see runtime/threads.py).
     Returns (session, ChosenProvider).
     """
     import onnxruntime as ort
@@ -56,6 +59,8 @@ def create_session(path: str | Path, device: str = "auto", threads: int = 0):
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if threads:
         options.intra_op_num_threads = threads
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "1" if spin else "0")
     listed = set(ort.get_available_providers())
     reasons: list[str] = []
     if kind != "cpu":
@@ -148,10 +153,11 @@ class OnnxPredictor(Predictor):
         identity: ModelIdentity | None = None,
         device: str = "auto",
         threads: int = 0,
+        spin: bool = False,
     ) -> None:
         self.path = Path(path)
         _check_file(self.path)
-        self.session, chosen = create_session(self.path, device, threads)
+        self.session, chosen = create_session(self.path, device, threads, spin)
         # the metadata through the session: the file is parsed once, and the onnx package is
         # not needed at inference time
         props = self.session.get_modelmeta().custom_metadata_map

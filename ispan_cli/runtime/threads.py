@@ -9,12 +9,25 @@ and preempt each other: measured end to end at 0.73x of the model alone (issue 1
 The plan: the model gets every usable core on the CPU (it is most of the work) and one decode
 worker per 8 cores (at least one: decoding a clip is a few percent of a CPU model's time and
 overlaps with it); on a GPU the model needs one CPU thread and the rest decode.
+
+Two more things the plan decides, both measured on the 2-core machine (issue 18):
+- Waiting: where decode workers share the model's cores, the model's threads must not spin
+  while they wait for each other (OpenMP's and ONNX Runtime's default). A spinning thread holds
+  the core a decode worker needs, and under load a spinning pool doubles the model's CPU time
+  (istpan_resnet50 on torch: 3.1 CPU-s a clip spinning, 1.5 passive; ONNX Runtime 1.04 against
+  0.78). ``spin`` is False then: ONNX Runtime's ``session.intra_op.allow_spinning`` = 0 and
+  ``OMP_WAIT_POLICY=PASSIVE`` for torch (read once, when torch is first imported).
+- Neighbours: processes launched side by side on one node (torchrun's ``LOCAL_WORLD_SIZE``,
+  SLURM's tasks per node) share its cores; each gets its share unless the launcher already
+  narrowed its affinity mask (SLURM's CPU binding).
 """
 
 from __future__ import annotations
 
 import math
 import os
+import re
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -26,22 +39,43 @@ class ThreadPlan:
     cores: int  # usable by this process (affinity and cgroup quota)
     model_threads: int  # torch intra-op threads / ONNX Runtime intra_op_num_threads
     decode_workers: int  # background decoding threads of the classify pipeline
-    source: str  # what limited ``cores``: "affinity", "cgroup" or "cpu_count"
+    source: str  # what limited ``cores``: "affinity", "cgroup", "cpu_count", "shared" or "given"
+    spin: bool = True  # may the model's idle threads busy-wait (nothing else wants the cores)
+    processes: int = 1  # processes of this job on this node, sharing its cores
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def usable_cores(cgroup_root: Path = CGROUP_ROOT) -> tuple[int, str]:
-    """(cores this process may run on, what limits them)."""
+def usable_cores(cgroup_root: Path = CGROUP_ROOT, processes: int = 1) -> tuple[int, str]:
+    """(cores this process may run on, what limits them).
+
+    ``processes``: how many processes of the job share this node (:func:`local_processes`);
+    unless the affinity mask is already narrower than the machine, each gets its share.
+    """
+    machine = os.cpu_count() or 1
     try:
         cores, source = len(os.sched_getaffinity(0)), "affinity"
     except (AttributeError, OSError):  # not Linux
-        cores, source = os.cpu_count() or 1, "cpu_count"
+        cores, source = machine, "cpu_count"
     quota = cgroup_cpu_limit(cgroup_root)
     if quota is not None and math.ceil(quota) < cores:
         cores, source = max(1, math.ceil(quota)), "cgroup"
+    if processes > 1 and cores >= machine:  # nobody narrowed it for us: share with neighbours
+        cores, source = max(1, cores // processes), "shared"
     return max(cores, 1), source
+
+
+def local_processes(environ: dict | None = None) -> int:
+    """Processes of this job on this node, from the launcher: torchrun's ``LOCAL_WORLD_SIZE``,
+    SLURM's ``SLURM_STEP_TASKS_PER_NODE`` / ``SLURM_NTASKS_PER_NODE`` (``"4(x2)"``: 4 on each
+    of 2 nodes); 1 when launched alone or by hand (``--shard I/N`` says nothing about nodes)."""
+    env = os.environ if environ is None else environ
+    for name in ("LOCAL_WORLD_SIZE", "SLURM_STEP_TASKS_PER_NODE", "SLURM_NTASKS_PER_NODE"):
+        match = re.match(r"\s*(\d+)", env.get(name, ""))
+        if match and int(match.group(1)) > 0:
+            return int(match.group(1))
+    return 1
 
 
 def cgroup_cpu_limit(root: Path = CGROUP_ROOT) -> float | None:
@@ -94,23 +128,40 @@ def plan_threads(
     cores: int | None = None,
 ) -> ThreadPlan:
     """The plan for a classify job; ``workers``/``threads`` given by the user win."""
-    source = "given"
+    source, processes = "given", 1
     if cores is None:
-        cores, source = usable_cores()
+        processes = local_processes()
+        cores, source = usable_cores(processes=processes)
     if gpu:
         model, decode = 1, max(1, cores - 1)
     else:
         model, decode = cores, max(1, cores // 8)
+    model = threads or model
+    decode = decode if workers is None else workers
     return ThreadPlan(
         cores=cores,
-        model_threads=threads or model,
-        decode_workers=decode if workers is None else workers,
+        model_threads=model,
+        decode_workers=decode,
         source=source,
+        spin=model + decode <= cores,
+        processes=processes,
     )
+
+
+def prepare_threads(plan: ThreadPlan) -> bool:
+    """Before torch is imported: OpenMP's wait policy for a plan whose model must not spin
+    (a user's own ``OMP_WAIT_POLICY`` wins). Returns whether torch will see the plan's policy
+    (False once torch was imported: OpenMP read its environment then)."""
+    if "torch" in sys.modules:
+        return False
+    if not plan.spin:
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    return True
 
 
 def apply_torch_threads(plan: ThreadPlan) -> None:
     """Sizes torch's intra-op pool (ONNX Runtime takes ``model_threads`` per session)."""
+    prepare_threads(plan)
     import torch
 
     if torch.get_num_threads() != plan.model_threads:

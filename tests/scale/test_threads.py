@@ -8,7 +8,12 @@ import sys
 
 import pytest
 
-from ispan_cli.runtime.threads import cgroup_cpu_limit, plan_threads, usable_cores
+from ispan_cli.runtime.threads import (
+    cgroup_cpu_limit,
+    local_processes,
+    plan_threads,
+    usable_cores,
+)
 
 
 def test_the_affinity_mask_limits_the_cores():
@@ -56,3 +61,90 @@ def test_the_plan_gives_the_model_the_cores_and_the_user_the_last_word():
     assert plan_threads(True, cores=8).decode_workers == 7  # a GPU model needs one CPU thread
     assert plan_threads(cores=8, workers=0, threads=3).decode_workers == 0
     assert plan_threads(cores=8, workers=0, threads=3).model_threads == 3
+
+
+def test_a_model_that_shares_its_cores_with_decoding_does_not_spin():
+    assert plan_threads(cores=2).spin is False  # 2 model threads + 1 decode worker on 2 cores
+    assert plan_threads(cores=16).spin is False
+    assert plan_threads(cores=2, threads=1, workers=1).spin is True  # one core each
+    assert plan_threads(True, cores=8).spin is True  # GPU: 1 + 7 threads on 8 cores
+    assert plan_threads(cores=4, threads=3, workers=0).spin is True
+
+
+@pytest.mark.parametrize(
+    ("env", "want"),
+    [
+        ({}, 1),
+        ({"LOCAL_WORLD_SIZE": "8"}, 8),  # torchrun
+        ({"SLURM_STEP_TASKS_PER_NODE": "4(x2)"}, 4),  # srun: 4 tasks on each of 2 nodes
+        ({"SLURM_NTASKS_PER_NODE": "2"}, 2),
+        ({"LOCAL_WORLD_SIZE": "zero"}, 1),
+        ({"LOCAL_WORLD_SIZE": "0"}, 1),
+    ],
+)
+def test_the_launcher_says_how_many_processes_share_the_node(env, want):
+    assert local_processes(env) == want
+
+
+def _plan_in_child(env: dict, cpus: set[int] | None = None) -> list[str]:
+    code = (
+        "import os\n"
+        "from ispan_cli.runtime.threads import plan_threads, apply_torch_threads\n"
+        "p = plan_threads(); apply_torch_threads(p)\n"
+        "import torch\n"
+        "print(p.cores, p.source, p.processes, p.spin, torch.get_num_threads(),"
+        " os.environ.get('OMP_WAIT_POLICY'))"
+    )
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "LOCAL_", "OMP_"))}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+        env={**base, **env},
+        preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()
+
+
+def test_processes_side_by_side_share_the_cores():
+    cores = len(os.sched_getaffinity(0))
+    if cores < 2 or cores != os.cpu_count():
+        pytest.skip("needs two cores and an affinity mask of the whole machine")
+    share = str(cores // 2)
+    # torchrun --nproc-per-node 2: half the cores each, threads sized to them
+    assert _plan_in_child({"LOCAL_WORLD_SIZE": "2"})[:5] == [share, "shared", "2", "False", share]
+    # a launcher that already bound the process to one core: the mask is its share
+    one = {min(os.sched_getaffinity(0))}
+    assert _plan_in_child({"LOCAL_WORLD_SIZE": "2"}, one)[:2] == ["1", "affinity"]
+
+
+def test_torch_is_told_not_to_spin_before_it_is_imported():
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs two cores")
+    # 2 model threads + 1 decode worker on the same cores: passive OpenMP waiting
+    assert _plan_in_child({})[-1] == "PASSIVE"
+    # the user's own policy wins
+    assert _plan_in_child({"OMP_WAIT_POLICY": "ACTIVE"})[-1] == "ACTIVE"
+
+
+def test_onnx_runtime_sessions_follow_the_plans_spin(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from onnx import TensorProto, helper
+
+    from ispan_cli.runtime.onnx import create_session
+
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+    )
+    path = tmp_path / "relu.onnx"
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=9)
+    onnx.save(model, path)
+    for spin, want in ((False, "0"), (True, "1")):
+        session, chosen = create_session(path, "cpu", threads=2, spin=spin)
+        options = session.get_session_options()
+        assert chosen.name == "CPUExecutionProvider"
+        assert options.get_session_config_entry("session.intra_op.allow_spinning") == want
+        assert options.intra_op_num_threads == 2
