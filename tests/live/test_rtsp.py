@@ -260,3 +260,12 @@ def test_rtsp_server_that_never_answers_is_one_error_line_by_the_timeout(clf):
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "no answer within 2 s" in errors[0], result.stderr
     assert "raise --timeout" in errors[0]
+
+
+def test_rtsp_unknown_host_says_so_without_the_password():
+    url = "rtsp://cam:s3cret@no-such-host.invalid/s"  # .invalid never resolves (RFC 6761)
+    result = CliRunner().invoke(app, ["classify", url, "-q", "-f", "jsonl", "--timeout", "5"])
+    assert result.exit_code == 1, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "cannot reach the host" in errors[0], result.stderr
+    assert "s3cret" not in result.output and "s3cret" not in result.stderr
