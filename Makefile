@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-mmaction2 lint install clean
+.PHONY: demo test test-mmaction2 test-browser lint install clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "ispan needs Python >= 3.10"'
@@ -44,6 +44,12 @@ test-mmaction2: $(STAMP)
 	$(MM_KEEP) | diff $(VENV)/.keep-before - \
 	  || (echo "error: installing mmaction2 changed torch or numpy (above)"; exit 1)
 	$(BIN)/python -m pytest -q -m mmaction2 tests/importers
+
+# The report in a real headless Chromium: `apt-get install -y chromium` first (Debian), or
+# ISPAN_CHROMIUM=/path/to/chrome; Playwright from PyPI drives it (no browser download).
+test-browser: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[browser]'
+	$(BIN)/python -m pytest -q -m browser tests/engine/test_report_browser.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
