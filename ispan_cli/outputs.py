@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shlex
 import socket
 import sys
 import time
@@ -59,6 +60,12 @@ def _same_file(a: Path, b: Path) -> bool:
         return a.exists() and b.exists() and os.path.samefile(a, b)
     except OSError:
         return False
+
+
+def command_line() -> str:
+    """The command as the user typed it (``ispan`` and its arguments, shell-quoted), for the
+    records of a run: train's settings, evaluate's metrics.json, the report."""
+    return "ispan " + shlex.join(sys.argv[1:])
 
 
 def _holder() -> str:

@@ -26,6 +26,7 @@ from ispan_cli.commands.options import (
 from ispan_cli.commands.train import DatasetName
 from ispan_cli.engine.evaluate_options import EvaluateOptions
 from ispan_cli.errors import UsageError
+from ispan_cli.outputs import command_line
 
 if TYPE_CHECKING:
     from ispan_cli.engine.evaluation import EvalReport
@@ -146,6 +147,7 @@ def evaluate(
         flow_root=flow_root,
         fusion_weights=_weights(fusion_weights),
         fusion_softmax=fusion_softmax,
+        command=command_line(),
     )
     err = Console(stderr=True)
     with Progress(console=err, transient=True) as bar:

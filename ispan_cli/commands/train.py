@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import shlex
-import sys
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -13,6 +11,7 @@ import typer
 
 from ispan_cli.engine.config import AMP, MODALITIES, MONITORS, RANGES, SCHEDULES, TrainConfig
 from ispan_cli.engine.recipes import RECIPES
+from ispan_cli.outputs import command_line
 
 D = TrainConfig()  # the defaults --help shows: one definition, in engine/config.py
 
@@ -463,7 +462,7 @@ def train(
     from ispan_cli.engine.launch import TrainOptions, run_training
 
     options = TrainOptions(
-        settings={**given, "command": "ispan " + shlex.join(sys.argv[1:])},
+        settings={**given, "command": command_line()},
         config_file=config,
         resume=resume,
         force=force,

@@ -33,3 +33,4 @@ class EvaluateOptions:
     flow_root: str | None = None
     fusion_weights: tuple[float, ...] = (1.0, 1.5)
     fusion_softmax: bool = False  # fuse probabilities instead of logits
+    command: str = ""  # the command line, recorded in metrics.json and the report

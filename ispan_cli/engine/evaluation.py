@@ -250,7 +250,8 @@ def evaluate(
     if o.output is not None:
         Path(o.output).mkdir(parents=True, exist_ok=True)
         atomic_write_text(
-            Path(o.output) / "metrics.json", json.dumps(report_.to_dict(), indent=2) + "\n"
+            Path(o.output) / "metrics.json",
+            json.dumps({**report_.to_dict(), "command": o.command}, indent=2) + "\n",
         )
         if len(streams) == 1:  # report.html: the page `ispan report` writes, for one stream
             from ispan_cli.engine.html_report import write_report

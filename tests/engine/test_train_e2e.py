@@ -3,7 +3,9 @@ then classify with the trained model folder."""
 
 from __future__ import annotations
 
+import html
 import json
+import shlex
 from pathlib import Path
 
 import numpy as np
@@ -74,6 +76,12 @@ def test_train_evaluate_classify(synth_folder: Path, tmp_path: Path) -> None:
         10 * summary["splits"]["1"]["top1"]
     )
     assert (out / "confusion.png").is_file() and (out / "per_class.csv").is_file()
+    # the command as typed is recorded, and shown on the report
+    command = json.loads((out / "metrics.json").read_text())["command"]
+    assert command == shlex.join(["ispan", "evaluate", "--model", str(best), "--dataset",
+                                  "folder", "--data-root", str(synth_folder), "--output",
+                                  str(out), "--format", "json"])  # fmt: skip
+    assert html.escape(command) in (out / "report.html").read_text()
 
     # classify loads the folder and agrees with evaluate's per-video scores
     first = scores[0]
