@@ -13,7 +13,8 @@ earlier one failed:
   train         benchmarks/train.py: fp32 vs bf16 + channels_last, istpan_resnet50 at 224, K=8
                 (target 1.8x), with the data-wait share
   nccl          a 1-process `ispan train --gpus 1` run (NCCL)
-  flow          GPU optical flow, where ispan has it
+  flow          RAFT (raft_large) flows/s at 320x240 and 224x224 in chunks of 16 frames, and
+                `flow extract` frames/s with it (random weights when torchvision's are absent)
 Writes DIR/gpu_check.json (every figure) and prints a summary table. DIR: --out, else $OUT,
 else ./gpu_check_out.
 
@@ -282,11 +283,84 @@ def step_nccl(ctx):
     return ("ok" if rc == 0 else "failed"), figures, _tail(err) if rc else ""
 
 
+RAFT_CHECK = """
+import json, sys, tempfile, time
+from pathlib import Path
+import numpy as np, torch
+from torchvision.models.optical_flow import raft_large
+from ispan_cli.flow.methods import RAFT_BATCH, load_raft, raft_method, raft_weights_file
+
+dry = sys.argv[1] == "dry"
+device = torch.device("cuda" if torch.cuda.is_available() and not dry else "cpu")
+weights = raft_weights_file()
+if weights.is_file():
+    model, note = load_raft(weights), f"torchvision's weights ({weights.name})"
+else:
+    torch.manual_seed(0)
+    model = raft_large(weights=None)
+    note = f"random weights ({weights} absent): speed only, the flows mean nothing"
+batch = 2 if dry else RAFT_BATCH  # frames per forward pass: batch - 1 pairs
+method = raft_method(model.eval(), device, batch=batch)
+sizes = [(64, 48)] if dry else [(320, 240), (224, 224)]  # dry: padded to 128x128
+rng = np.random.default_rng(0)
+out = {"device": str(device), "weights": note, "batch_frames": batch, "iterations": 12,
+       "sizes": {}}
+for w, h in sizes:
+    frames = rng.integers(0, 256, (batch, h, w, 3), dtype=np.uint8)
+    if not dry:
+        method.flows(frames)  # warm-up: cuDNN autotuning, allocations
+    times = []
+    while len(times) < (1 if dry else 10) and sum(times) < 5:
+        t = time.perf_counter()
+        method.flows(frames)  # returns numpy: the GPU work is finished
+        times.append(time.perf_counter() - t)
+    best = min(times)
+    out["sizes"][f"{w}x{h}"] = {"flows_per_s": round((batch - 1) / best, 2),
+                                "ms_per_batch": round(best * 1e3, 1), "repeats": len(times)}
+
+def extract():  # the whole pipeline on one clip: decode, RAFT, quantise, JPEG, record
+    from ispan_cli.data.flow_format import FlowSpec
+    from ispan_cli.flow.extract import FlowJob, extract_video
+    from ispan_cli.video.synthetic import write_synthetic_video
+
+    tmp = tempfile.mkdtemp()
+    w, h = sizes[0]
+    clip = write_synthetic_video(Path(tmp) / "clip.mp4", (3 if dry else 65) / 25, w, h, fps=25)
+    spec = FlowSpec("raft", 20.0, params=tuple(sorted(method.params)))
+    t = time.perf_counter()
+    result = extract_video(FlowJob(str(clip), "clip"), Path(tmp) / "out", spec, method)
+    seconds = time.perf_counter() - t
+    if result.status != "done":
+        return {"error": result.message}
+    return {"size": f"{w}x{h}", "frames": result.frames,
+            "frames_per_s": round(result.frames / seconds, 2)}
+
+
+try:
+    out["extract"] = extract()
+except ImportError as exc:  # PyAV or OpenCV absent there: the RAFT figures still count
+    out["extract"] = {"error": f"{type(exc).__name__}: {exc}"}
+print(json.dumps(out))
+"""
+
+
 def step_flow(ctx):
-    flow = ROOT / "ispan_cli" / "flow"
-    if not flow.exists():
-        return "skipped", {}, "ispan has no optical flow yet (issue 16)"
-    return "skipped", {}, "GPU flow step not written yet"
+    """RAFT flows/s (raft_large, 12 updates, chunks of 16 frames = 15 pairs a forward pass) at
+    320x240 and 224x224, and `flow extract`'s frames/s on one clip; --dry-run: tiny sizes on
+    the CPU. Real weights when torch hub has them, else random ones (the figures say which)."""
+    if not ctx.get("cuda") and not ctx["dry"]:
+        return "skipped", {}, "needs CUDA"
+    # the GPU run's step is kept under a minute of the session's GPU time; the dry run's RAFT
+    # on a (shared) CPU takes 3-6 s a flow
+    limit = ctx["limit"](180 if ctx["dry"] else 60)
+    rc, out, err = _run([PY, "-c", RAFT_CHECK, "dry" if ctx["dry"] else "gpu"], ctx["env"], limit)
+    if rc and "No module named 'torchvision'" in err:
+        return "skipped", {}, "torchvision is not installed here (RAFT is torchvision's)"
+    if rc:
+        return "failed", {}, _tail(err)
+    figures = json.loads(out.strip().splitlines()[-1])
+    note = f"raft_large on {figures['device']}, {figures['weights']}"
+    return "ok", figures, note if ctx.get("cuda") else f"CUDA unavailable: tiny sizes; {note}"
 
 
 STEPS = [
@@ -353,6 +427,17 @@ def _summary(report: dict) -> None:
     if bench:
         print(f"decode + preprocess only: {bench['decode_only_videos_per_s']} videos/s with "
               f"{bench['cores']} worker process(es)")  # fmt: skip
+    flow = report["steps"].get("flow", {}).get("figures", {})
+    if flow.get("sizes"):
+        print(f"raft_large on {flow['device']}, {flow['batch_frames']} frames a batch, "
+              f"{flow['weights']}:")  # fmt: skip
+    for size, r in flow.get("sizes", {}).items():
+        print(f"  raft {size:8s} {r['flows_per_s']:8.2f} flows/s")
+    e = flow.get("extract") or {}
+    if "frames_per_s" in e:
+        print(f"  flow extract --method raft at {e['size']}: {e['frames_per_s']} frames/s")
+    elif e:
+        print(f"  flow extract --method raft: {e['error']}")
     train = report["steps"].get("train", {}).get("figures", {})
     for r in train.get("results", []):
         print(f"train {r['amp']:5s} {r['clips_per_s']:8.2f} clips/s, data wait "

@@ -33,6 +33,15 @@ def test_dry_run_runs_every_step_and_writes_the_figures(tmp_path):
     assert steps["train"]["figures"]["results"][0]["clips_per_s"] > 0
     assert "skipped" in steps["pytest-gpu"]["figures"]["summary"]
     assert "benchmark" in done.stdout and "decode + preprocess only" in done.stdout
+    flow = steps["flow"]["figures"]  # RAFT: raft_large on the CPU at a tiny size
+    assert steps["flow"]["status"] == "ok" and flow["device"] == "cpu"
+    assert all(r["flows_per_s"] > 0 for r in flow["sizes"].values())
+    assert flow["extract"]["frames"] == 3 and flow["extract"]["frames_per_s"] > 0
+    from ispan_cli.flow.methods import raft_weights_file
+
+    weights_note = "torchvision's weights" if raft_weights_file().is_file() else "random weights"
+    assert flow["weights"].startswith(weights_note)
+    assert "raft_large on cpu" in done.stdout and "flow extract --method raft" in done.stdout
 
 
 def test_bad_step_is_recorded_and_the_others_still_run(tmp_path, monkeypatch):
@@ -43,12 +52,19 @@ def test_bad_step_is_recorded_and_the_others_still_run(tmp_path, monkeypatch):
         raise RuntimeError("boom")
 
     steps = [("environment", gpu_check.step_environment), ("doctor", broken),
-             ("flow", gpu_check.step_flow)]  # fmt: skip
+             ("nccl", gpu_check.step_nccl)]  # fmt: skip
     monkeypatch.setattr(gpu_check, "STEPS", steps)
     code = gpu_check.main(["--dry-run", "--out", str(tmp_path), "--wheels", str(tmp_path)])
     report = json.loads((tmp_path / "gpu_check.json").read_text())
     assert code == 1
     assert report["steps"]["doctor"] == {"status": "failed", "seconds": 0.0,
                                          "note": "RuntimeError: boom", "figures": {}}  # fmt: skip
-    assert report["steps"]["flow"]["status"] == "skipped"
+    assert report["steps"]["nccl"]["status"] == "skipped"  # ran after the broken step
     assert report["steps"]["environment"]["figures"]["cores"] >= 1
+
+
+def test_the_raft_step_is_skipped_without_cuda_outside_a_dry_run():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import gpu_check
+
+    assert gpu_check.step_flow({"dry": False, "cuda": False}) == ("skipped", {}, "needs CUDA")
