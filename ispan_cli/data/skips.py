@@ -7,11 +7,14 @@ Built on the per-file check of :mod:`ispan_cli.data.check`.
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ispan_cli.data.check import (
+    CACHE_FILE,
     REASONS,
     FileCheck,
     Progress,
@@ -24,6 +27,7 @@ from ispan_cli.model_folder import atomic_write_text
 
 SUMMARY_FILE = "data_check.json"
 SHOWN_IN_ERRORS = 5  # skipped files named in the budget error
+SHOWN_SKIPS = 5  # skipped videos named on the terminal; the run log names every one
 
 
 @dataclass(frozen=True)
@@ -146,3 +150,87 @@ def write_summary(folder: Path, report: SkipReport, segments: int, decoder: str)
     """data_check.json in a run folder, written atomically."""
     doc = {"segments": segments, "decoder": decoder, **report.to_dict()}
     return atomic_write_text(folder / SUMMARY_FILE, json.dumps(doc, indent=2) + "\n")
+
+
+class RunSkips:
+    """A training run's skip budget as the run goes: the check of every listed video before the
+    first step (:meth:`check`), then the videos that pass it but fail when loaded (:meth:`fail`,
+    each counted once). ``report`` is the run's :class:`SkipReport` at any moment.
+
+    note: a line for the user that also goes to the run's log; show: a line for the user only
+    (the log names every skipped file itself, through ``logger``); log_name: the run log's file
+    name, for the line that says where the rest are.
+    """
+
+    def __init__(
+        self,
+        max_skipped: float,
+        note: Callable[[str], None],
+        show: Callable[[str], None],
+        logger: logging.Logger,
+        log_name: str,
+    ) -> None:
+        self.report = SkipReport(0, max_skipped)
+        self.later: dict[str, str] = {}  # path -> message: the videos that failed after the check
+        self._note, self._show, self._log, self._log_name = note, show, logger, log_name
+
+    def check(
+        self,
+        data: DatasetSplit,
+        what: str,
+        segments: int,
+        decoder: str,
+        short_side: int | None,
+        workers: int,
+        folder: Path,
+        main: bool,
+        gather: Callable[[Any], list[Any]],
+        progress: Progress | None = None,
+    ) -> DatasetSplit:
+        """Checks every listed video of ``data`` once (cached in the run ``folder``, so a resume
+        reuses it), returns the split without the ones that cannot be used, and raises when more
+        than ``max_skipped`` are. Only the ``main`` process scans; ``gather`` hands its answer to
+        every process of the group (all processes' objects, the main's first), so a failure is
+        raised everywhere and none waits forever. what: the dataset's name, for the error."""
+        max_skipped = self.report.max_skipped
+        if data.name == "synthetic":  # generated, not read: nothing can be missing or broken
+            self.report = SkipReport(len(data.train) + len(data.test), max_skipped)
+            return data
+        shared: tuple[Any, Any] = (None, None)  # (split and report, or None and the error)
+        if main:  # one scan, by the main process's data loader workers; the others wait for it
+            try:
+                shared = (
+                    check_split(
+                        data, ("train", "test"), segments, decoder, short_side, workers,
+                        folder / CACHE_FILE, max_skipped, progress,
+                    ),
+                    None,
+                )  # fmt: skip
+            except Exception as exc:  # raised on every process below
+                shared = None, (isinstance(exc, ISpanError), str(exc))
+        result, failure = gather(shared)[0]
+        if failure is not None:
+            user_error, text = failure
+            raise (ISpanError if user_error else RuntimeError)(text)
+        data, self.report = result
+        for s in self.report.skipped:
+            self._log.warning("skipped %s: %s (%s)", s.path, s.reason, s.message)
+        for s in self.report.skipped[:SHOWN_SKIPS]:
+            self._show(f"skipped {s.describe()}")
+        more = len(self.report.skipped) - SHOWN_SKIPS
+        tail = f" (the other {more} are in {self._log_name})" if more > 0 else ""
+        self._note(f"checked the listed videos: {self.report.describe()}{tail}")
+        if main:
+            write_summary(folder, self.report, segments, decoder)
+        self.report.enforce(f"{what} (training and validation)")
+        return data
+
+    def fail(self, path: str, message: str, quiet: bool = False) -> None:
+        """A video that passed the check but failed when loaded: skipped and counted."""
+        if path in self.later:
+            return
+        self.later[path] = message
+        self.report = self.report.with_failure(path, message)
+        self._log.warning("skipped %s: %s", path, message)
+        if not quiet:
+            self._note(f"skipped {path}: {message}")

@@ -104,3 +104,62 @@ def plot(path: Path, test: RangeTest) -> Path:
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def find_lr(model, net, cfg, train_data, world, forward, train_mode, progress=None) -> RangeTest:
+    """``--lr auto``: the range test on ``train_data``, in an order of its own; ``model``'s
+    weights and the random generators are then put back as they were.
+
+    net: ``model`` as trained (DDP-wrapped or itself); forward: a batch -> (loss, empty), where
+    empty marks a batch of which every video failed; train_mode: puts ``net`` in training mode
+    (and the frozen BN layers back in eval); progress: (done, loss, lr) after each step.
+    Raises ISpanError when the loss was never finite.
+    """
+    import itertools
+
+    import torch
+    from torch.utils.data import DataLoader
+
+    from ispan_cli.data.clips import GlobalBatchSampler, collate
+    from ispan_cli.engine import checkpoint as ckpt
+    from ispan_cli.engine.distributed import all_reduce_sum
+    from ispan_cli.engine.optim import make_optimizer
+    from ispan_cli.errors import ISpanError
+
+    weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    rng = ckpt.rng_state()
+    optimizer = make_optimizer(model, cfg)
+    lrs = rates()
+    sampler = GlobalBatchSampler(
+        len(train_data), cfg.batch_size, world.rank, world.size, cfg.seed + 2
+    )
+    train_mode()
+
+    def batches():  # epoch after epoch, in an order of the range test's own
+        for epoch in itertools.count():
+            sampler.set_epoch(epoch)
+            yield from DataLoader(
+                train_data, batch_sampler=sampler, num_workers=cfg.workers,
+                collate_fn=collate, generator=torch.Generator().manual_seed(cfg.seed + 2),
+            )  # fmt: skip
+
+    def step(lr: float, batch) -> float:
+        for group in optimizer.param_groups:
+            group["lr"] = lr * (cfg.attention_lr if group.get("attention") else 1.0)
+        loss, empty = forward(batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        mine = [0.0, 0.0] if empty else [float(loss.detach()), 1.0]
+        total, count = all_reduce_sum(mine, world)  # every process: the same loss
+        return total / count if count else float("nan")
+
+    losses = record(step, batches(), lrs, progress)
+    model.load_state_dict(weights)
+    ckpt.set_rng_state(rng)
+    try:
+        return choose(lrs, losses)
+    except ValueError:
+        raise ISpanError(
+            "--lr auto: the training loss was never finite in the range test; give --lr"
+        ) from None

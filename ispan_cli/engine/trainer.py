@@ -6,7 +6,6 @@ started by torchrun, SLURM or :func:`ispan_cli.engine.launch.launch_training`).
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 import math
@@ -21,10 +20,9 @@ import torch
 import torch.nn.functional as F
 
 from ispan_cli.data import load_dataset
-from ispan_cli.data.check import CACHE_FILE
 from ispan_cli.data.clips import ClipSettings, GlobalBatchSampler, collate
 from ispan_cli.data.flow_clips import clips_for, flow_spec_for, with_flow
-from ispan_cli.data.skips import SkipReport, check_split, write_summary
+from ispan_cli.data.skips import RunSkips, write_summary
 from ispan_cli.engine import checkpoint as ckpt
 from ispan_cli.engine.config import TrainConfig, config_changes, explicit
 from ispan_cli.engine.distributed import (
@@ -58,7 +56,6 @@ from ispan_cli.video.preprocess import default_spec
 
 log = logging.getLogger("ispan.train")
 RUN_LOG = "train.log"
-SHOWN_SKIPS = 5  # skipped videos named on the terminal; train.log names every one
 CHECKPOINTS = ckpt.CHECKPOINTS
 BEST_MODEL = "best"
 TRACK_EVERY = 5  # steps between the trackers' step-level scalars
@@ -102,8 +99,7 @@ class _Run:
         self.out = Path(cfg.output)
         self.last_path = self.out / CHECKPOINTS / ckpt.LAST
         # every listed video the run does not use, and why
-        self.skips = SkipReport(0, cfg.max_skipped)
-        self.later: dict[str, str] = {}  # of those, the ones that failed after the check
+        self.skips = RunSkips(cfg.max_skipped, self._message, self._warn, log, RUN_LOG)
         self.budget = Budget(cfg.time_limit_s)  # counted from here: the data check counts too
         self.signals = StopSignals()
         self.monitor = Monitor(cfg.monitor)
@@ -263,7 +259,7 @@ class _Run:
             self.monitor.best = self.best
         self.history, self.partial = state["history"], state["partial"]
         for path, message in state.get("skipped_later", {}).items():
-            self._skip(path, message, quiet=True)
+            self.skips.fail(path, message, quiet=True)
         # the optimizer's state holds the lr of the step where it was saved; the scheduler (built
         # for this run's length, which may be longer on resume) sets it from its position
         last_lr = self.scheduler.get_last_lr()
@@ -339,7 +335,7 @@ class _Run:
             self.history.append(row)
             if world.main:
                 write_metrics(self.out, self.history)
-                write_summary(self.out, self.skips, cfg.segments, cfg.decoder)
+                write_summary(self.out, self.skips.report, cfg.segments, cfg.decoder)
             self._save_last()
             if self.improved:
                 self._save_last(best=True)
@@ -370,72 +366,41 @@ class _Run:
             best,
             self.best,
             self.history,
-            len(self.skips.skipped),
+            len(self.skips.report.skipped),
             resumed,
-            self.skips.to_dict(),
+            self.skips.report.to_dict(),
             self.stopped,
             self.resumable,
         )
 
     def _lr_find(self) -> None:
-        """--lr auto: the range test (engine/lr_find.py) on the training data, in an order of
-        its own; the model and the random generators are then put back as they were."""
-        from torch.utils.data import DataLoader
-
+        """--lr auto: the range test (engine/lr_find.py) on the training data."""
         from ispan_cli.engine import lr_find
 
-        cfg = self.cfg
-        weights = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-        rng = ckpt.rng_state()
-        optimizer = make_optimizer(self.model, cfg)
-        lrs = lr_find.rates()
-        sampler = GlobalBatchSampler(
-            len(self.data.train), cfg.batch_size, self.world.rank, self.world.size, cfg.seed + 2
-        )
-        self.net.train()
-        self._freeze_bn()
-
-        def batches():  # epoch after epoch, in an order of the range test's own
-            for epoch in itertools.count():
-                sampler.set_epoch(epoch)
-                yield from DataLoader(
-                    self.train_data, batch_sampler=sampler, num_workers=cfg.workers,
-                    collate_fn=collate, generator=torch.Generator().manual_seed(cfg.seed + 2),
-                )  # fmt: skip
-
-        def step(lr: float, batch: dict[str, Any]) -> float:
-            for group in optimizer.param_groups:
-                group["lr"] = lr * (cfg.attention_lr if group.get("attention") else 1.0)
+        def forward(batch: dict[str, Any]) -> tuple[torch.Tensor, bool]:
             loss, _, _, _, _, empty = self._forward(batch)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            mine = [0.0, 0.0] if empty else [float(loss.detach()), 1.0]
-            total, count = all_reduce_sum(mine, self.world)  # every process: the same loss
-            return total / count if count else float("nan")
+            return loss, empty
+
+        def train_mode() -> None:
+            self.net.train()
+            self._freeze_bn()
 
         def shown(done: int, loss: float, lr: float) -> None:
-            self._emit("step", step=done, steps=len(lrs), data={"loss": loss, "lr": lr})
+            self._emit("step", step=done, steps=lr_find.STEPS, data={"loss": loss, "lr": lr})
 
-        losses = lr_find.record(step, batches(), lrs, shown)
-        self.model.load_state_dict(weights)
-        ckpt.set_rng_state(rng)
-        try:
-            test = lr_find.choose(lrs, losses)
-        except ValueError:
-            raise ISpanError(
-                "--lr auto: the training loss was never finite in the range test; give --lr"
-            ) from None
+        test = lr_find.find_lr(
+            self.model, self.net, self.cfg, self.train_data, self.world, forward, train_mode, shown
+        )
         if self.world.main:
             lr_find.plot(self.out / lr_find.LR_FIND_PNG, test)
-        self.cfg = cfg.replace(lr=test.chosen)
+        self.cfg = self.cfg.replace(lr=test.chosen)
         self._message(test.describe())
 
     def _forward(self, batch: dict[str, Any]):
         """(loss, cross-entropy, auxiliary loss, logits, labels, empty) of a training batch."""
         device = self.world.device
         for index, message in batch["failed"]:
-            self._skip(self.data.train[index].path, message)
+            self.skips.fail(self.data.train[index].path, message)
         clips = batch["clips"]
         empty = clips is None
         if empty:  # every video of this rank's share failed: a zero-weight step keeps DDP in step
@@ -521,7 +486,7 @@ class _Run:
             self._precise_bn(epoch)
             row.update(self._evaluate(epoch))
             self.budget.record("eval", time.perf_counter() - t0)
-        row["skipped_videos"] = len(self.skips.skipped)
+        row["skipped_videos"] = len(self.skips.report.skipped)
         self.improved = self.monitor.update(row)
         if self.improved:
             self.best = row["val_top1"]
@@ -608,7 +573,7 @@ class _Run:
             progress,
         )
         for index, message in scores.failed:
-            self._skip(self.data.test[index].path, message)
+            self.skips.fail(self.data.test[index].path, message)
         m = video_metrics(scores.logits, scores.labels, len(self.data.classes))
         if m.videos == 0 and total:
             raise ISpanError(f"none of the {total} validation videos could be read; see {RUN_LOG}")
@@ -629,15 +594,15 @@ class _Run:
     # -- outputs ---------------------------------------------------------------------------------
     def _export(self, row: dict[str, Any]) -> None:
         export_best(
-            self.model, self.out / BEST_MODEL, self.cfg, self.data, self.spec, row, self.skips,
-            self._notes(), flow=self.flow,
+            self.model, self.out / BEST_MODEL, self.cfg, self.data, self.spec, row,
+            self.skips.report, self._notes(), flow=self.flow,
         )  # fmt: skip
 
     def _write_card(self) -> None:
         """The best model's card again, now that the run knows why it stopped."""
         rows = [r for r in self.history if r["epoch"] == self.monitor.best_epoch]
         if rows:
-            write_card(self.out / BEST_MODEL, self.cfg, self.data, rows[0], self.skips,
+            write_card(self.out / BEST_MODEL, self.cfg, self.data, rows[0], self.skips.report,
                        self._notes())  # fmt: skip
 
     def _notes(self) -> dict[str, str]:
@@ -713,64 +678,21 @@ class _Run:
             "trackers": self.trackers.run_ids(),
             "history": self.history,
             "partial": self.partial,
-            "skipped_later": self.later,
+            "skipped_later": self.skips.later,
         }
         t0 = time.perf_counter()
         ckpt.save_state(state, self.out / CHECKPOINTS / (ckpt.BEST if best else ckpt.LAST))
         self.budget.record("checkpoint", time.perf_counter() - t0)
 
     def _check_data(self) -> None:
-        """Checks every listed video once (cached in the run folder, so a resume reuses it),
-        drops the ones that cannot be used, and stops when more than --max-skipped are."""
+        """Every listed video checked once before training (data/skips.py)."""
         cfg = self.cfg
-        data = self.data
-        if cfg.dataset == "synthetic":  # generated, not read: nothing can be missing or broken
-            self.skips = SkipReport(len(data.train) + len(data.test), cfg.max_skipped)
-            return
-        shared: tuple[Any, Any] = (None, None)  # (split and report, or None and the error)
-        if self.world.main:  # one scan, by rank 0's data loader workers; the others wait for it
-            try:
-                shared = (
-                    check_split(
-                        data,
-                        ("train", "test"),
-                        cfg.segments,
-                        cfg.decoder,
-                        self.spec.resize,
-                        cfg.workers,
-                        self.out / CACHE_FILE,
-                        cfg.max_skipped,
-                        lambda done, total: self._emit("check", step=done, steps=total),
-                    ),
-                    None,
-                )
-            except Exception as exc:  # raised on every rank below, so none waits forever
-                shared = None, (isinstance(exc, ISpanError), str(exc))
-        result, failure = all_gather_objects(shared, self.world)[0]
-        if failure is not None:
-            user_error, text = failure
-            raise (ISpanError if user_error else RuntimeError)(text)
-        self.data, self.skips = result
-        for s in self.skips.skipped:
-            log.warning("skipped %s: %s (%s)", s.path, s.reason, s.message)
-        for s in self.skips.skipped[:SHOWN_SKIPS]:
-            self._emit("message", data={"text": f"skipped {s.describe()}"})
-        more = len(self.skips.skipped) - SHOWN_SKIPS
-        tail = f" (the other {more} are in {RUN_LOG})" if more > 0 else ""
-        self._message(f"checked the listed videos: {self.skips.describe()}{tail}")
-        if self.world.main:
-            write_summary(self.out, self.skips, cfg.segments, cfg.decoder)
-        self.skips.enforce(f"{cfg.dataset} split {cfg.split} (training and validation)")
-
-    def _skip(self, path: str, message: str, quiet: bool = False) -> None:
-        """A video that passed the check but failed when loaded: skipped and counted."""
-        if path in self.later:
-            return
-        self.later[path] = message
-        self.skips = self.skips.with_failure(path, message)
-        log.warning("skipped %s: %s", path, message)
-        if not quiet:
-            self._message(f"skipped {path}: {message}")
+        self.data = self.skips.check(
+            self.data, f"{cfg.dataset} split {cfg.split}", cfg.segments, cfg.decoder,
+            self.spec.resize, cfg.workers, self.out, self.world.main,
+            lambda obj: all_gather_objects(obj, self.world),
+            lambda done, total: self._emit("check", step=done, steps=total),
+        )  # fmt: skip
 
     def _message(self, text: str) -> None:
         if self.world.main:
