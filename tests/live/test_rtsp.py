@@ -133,7 +133,9 @@ def test_rtsp_classify_by_the_cli_streams_records_as_they_are_made(server):
     assert proc.returncode == 0 and "Traceback" not in stderr, stderr
     records = [json.loads(x) for _, x in lines]
     assert streamed >= 3 and all(r["error"] is None for r in records), records
-    assert [r["window"]["index"] for r in records][:3] == [0, 1, 2]
+    assert records[0]["window"]["index"] == 0
+    for a, b in itertools.pairwise(records):  # in order; a skip (a loaded machine) is counted
+        assert b["window"]["index"] - a["window"]["index"] - 1 == b["live"]["dropped_windows"]
     assert all("s3cret" not in x for _, x in lines) and "s3cret" not in stderr
 
 
@@ -230,7 +232,8 @@ def test_rtsp_killed_server_is_reconnected_and_the_gap_reported(pattern):
     assert all(r["window"]["start"] >= gap["end"] - 1e-6 for r in after)
     indices = [r["window"]["index"] for r in records if "window" in r]
     assert indices == sorted(indices) and len(set(indices)) == len(indices)
-    assert all(r["live"]["latency_s"] < 1.0 for r in after)  # back to real time
+    # back to real time: a window waits at most about one stride (1 s) for the model
+    assert all(r["live"]["latency_s"] - sum(r["timings_ms"].values()) / 1e3 < 1.5 for r in after)
 
 
 def test_rtsp_refused_port_is_one_error_line_within_the_timeout():
