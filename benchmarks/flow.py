@@ -18,6 +18,7 @@ import argparse
 import itertools
 import json
 import os
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -30,8 +31,17 @@ from ispan_cli.video import open_video
 from ispan_cli.video.synthetic import write_synthetic_video
 
 
-def bare_loop(videos: list[Path], threads: int | None) -> tuple[int, float]:
-    """(flows, seconds) of OpenCV's TV-L1 alone on every pair of every video."""
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process and of its finished children (the workers)."""
+    own, children = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def bare_loop(videos: list[Path], threads: int | None) -> tuple[int, float, float]:
+    """(flows, seconds, CPU seconds) of OpenCV's TV-L1 alone on every pair of every video."""
     frames = []
     for path in videos:
         with open_video(path) as reader:
@@ -42,27 +52,28 @@ def bare_loop(videos: list[Path], threads: int | None) -> tuple[int, float]:
         cv2.setNumThreads(threads)
     try:
         algo = cv2.optflow.DualTVL1OpticalFlow_create()
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), cpu_seconds()
         flows = 0
         for grays in frames:
             for a, b in itertools.pairwise(grays):
                 algo.calc(a, b, None)
                 flows += 1
-        return flows, time.perf_counter() - start
+        return flows, time.perf_counter() - start, cpu_seconds() - cpu
     finally:
         cv2.setNumThreads(default)
 
 
-def ours(videos: list[Path], out: Path, method: str, workers: int) -> tuple[int, float]:
-    start = time.perf_counter()
+def ours(videos: list[Path], out: Path, method: str, workers: int) -> tuple[int, float, float]:
+    """(flows, seconds, CPU seconds, the workers' included) of ``run_flow_extract``."""
+    start, cpu = time.perf_counter(), cpu_seconds()
     report = run_flow_extract(
         FlowOptions(str(out), tuple(str(v) for v in videos), method=method, workers=workers)
     )
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu
     failed = report.failed
     if failed:
         raise SystemExit(f"extraction failed: {failed[0].message}")
-    return sum(r.frames - 1 for r in report.results), seconds
+    return sum(r.frames - 1 for r in report.results), seconds, cpu
 
 
 def main() -> None:
@@ -81,7 +92,7 @@ def main() -> None:
             )
             for i in range(args.videos)
         ]
-        rows: dict[str, tuple[int, float]] = {}
+        rows: dict[str, tuple[int, float, float]] = {}
         rows["bare TV-L1 loop, OpenCV default threads"] = bare_loop(videos, None)
         rows["bare TV-L1 loop, 1 OpenCV thread"] = bare_loop(videos, 1)
         for method, workers in (("tvl1", 1), ("tvl1", 2), ("dis", 1)):
@@ -89,7 +100,8 @@ def main() -> None:
             rows[f"ispan flow extract --method {method} --workers {workers}"] = ours(
                 videos, out, method, workers
             )
-    fps = {name: flows / seconds for name, (flows, seconds) in rows.items()}
+    fps = {name: flows / seconds for name, (flows, seconds, _) in rows.items()}
+    cpu = {name: cpu / flows for name, (flows, _, cpu) in rows.items()}
     bare = fps["bare TV-L1 loop, OpenCV default threads"]
     tvl1_1 = fps["ispan flow extract --method tvl1 --workers 1"]
     ratios = {
@@ -104,6 +116,9 @@ def main() -> None:
         "cores": len(os.sched_getaffinity(0)),
         "opencv": cv2.__version__,
         "flows_per_s": {k: round(v, 3) for k, v in fps.items()},
+        # user + system CPU seconds per flow, workers included: comparable under load, when
+        # flows/s is not
+        "cpu_s_per_flow": {k: round(v, 4) for k, v in cpu.items()},
         "ratios": {k: round(v, 3) for k, v in ratios.items()},
         "targets": {
             "tvl1_1_worker_vs_bare": 0.9,
@@ -118,8 +133,9 @@ def main() -> None:
         f"{args.videos} clips x {args.frames} frames at {width}x{height}, "
         f"{doc['cores']} cores, OpenCV {cv2.__version__}"
     )
-    for name, (flows, seconds) in rows.items():
-        print(f"  {name:48s} {flows:5d} flows {seconds:7.2f} s {fps[name]:8.2f} flows/s")
+    for name, (flows, seconds, _) in rows.items():
+        print(f"  {name:48s} {flows:5d} flows {seconds:7.2f} s {fps[name]:8.2f} flows/s "
+              f"{cpu[name]:7.3f} CPU s/flow")  # fmt: skip
     for key, value in ratios.items():
         target = doc["targets"][key]
         verdict = "ok" if value >= target else "BELOW TARGET"

@@ -2,8 +2,11 @@
 
 Videos come from files, folders, list files or a dataset layout; each gets an output name (its
 folder under ``--out``) that keeps the dataset's class folder, as MMAction2's rawframes do
-(``<Class>/<video>``). Workers are separate processes (TV-L1 is single-threaded inside
-OpenCV, so processes are what use the cores); each runs OpenCV on one thread.
+(``<Class>/<video>``). Workers are separate processes, one video each at a time: OpenCV's
+TV-L1 gains only about 1.5x from a second thread on 2 cores, so processes are what use the
+cores. A worker's OpenCV gets the cores the other busy workers leave (one thread each while all
+are busy; more at the tail, when the last videos run and the other workers have none left), set
+before every frame pair.
 """
 
 from __future__ import annotations
@@ -252,8 +255,12 @@ def _in_processes(
     # child can inherit in a locked state
     ctx = multiprocessing.get_context("spawn")
     frames = ctx.Queue()
+    busy = ctx.Value("i", 0)  # workers extracting a video now
     pool = ProcessPoolExecutor(
-        workers, mp_context=ctx, initializer=_init_worker, initargs=(o.method, o.device, frames)
+        workers,
+        mp_context=ctx,
+        initializer=_init_worker,
+        initargs=(o.method, o.device, frames, busy),
     )
     try:
         pending = {
@@ -294,17 +301,53 @@ def _drain(frames: Any, tick: Callable[[int], None]) -> None:
 _worker: dict[str, Any] = {}
 
 
-def _init_worker(method: str, device: str, frames: Any) -> None:
+def _init_worker(method: str, device: str, frames: Any, busy: Any) -> None:
     import cv2
 
     from ispan_cli.flow.methods import create_method
 
-    cv2.setNumThreads(1)  # one process per core does the parallel work
+    cv2.setNumThreads(1)  # until a video starts: see sharing_cores
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    _worker["method"] = create_method(method, device)
+    made = create_method(method, device)
+    _worker["method"] = replace(made, flows=sharing_cores(made.flows, busy))
     _worker["frames"] = frames
+    _worker["busy"] = busy
+
+
+def sharing_cores(flows: Callable[[Any], Any], busy: Any) -> Callable[[Any], Any]:
+    """``flows`` pair by pair, OpenCV's threads set before each pair to this worker's share of
+    the cores: ``cores // busy`` (``busy``: a shared count of the workers extracting a video).
+    Pairs are independent, so the flows are those of one call."""
+    import cv2
+    import numpy as np
+
+    from ispan_cli.runtime.threads import usable_cores
+
+    cores = usable_cores()[0]
+    threads = cv2.getNumThreads()
+
+    def run(frames):
+        nonlocal threads
+        out = []
+        for i in range(len(frames) - 1):
+            share = max(1, cores // max(busy.value, 1))
+            if share != threads:
+                cv2.setNumThreads(share)
+                threads = share
+            out.append(flows(frames[i : i + 2]))  # (1, H, W, 2)
+        return np.concatenate(out) if out else flows(frames)
+
+    return run
 
 
 def _work(job: FlowJob, out: str, spec: FlowSpec, decoder: str, overwrite: bool) -> FlowResult:
-    frames = _worker["frames"]
-    return extract_video(job, Path(out), spec, _worker["method"], decoder, overwrite, frames.put)
+    frames, busy = _worker["frames"], _worker["busy"]
+    with busy.get_lock():
+        busy.value += 1
+    try:
+        return extract_video(
+            job, Path(out), spec, _worker["method"], decoder, overwrite, frames.put
+        )
+    finally:
+        with busy.get_lock():
+            busy.value -= 1

@@ -233,3 +233,34 @@ def test_cli_choices_are_the_library_tuples():
 
     assert tuple(m.value for m in flow.FlowMethodName) == METHODS
     assert tuple(m.value for m in flow.FlowLayout) == LAYOUTS
+
+
+def test_a_workers_opencv_gets_the_cores_the_busy_workers_leave(clip):
+    # 2 workers busy: one thread each; the last one at the tail: all the cores; the flows are
+    # the same as one call over the frames (pairs are independent)
+    import multiprocessing
+
+    from ispan_cli.flow.batch import sharing_cores
+    from ispan_cli.flow.methods import create_method
+    from ispan_cli.runtime.threads import usable_cores
+
+    _, frames = clip
+    method = create_method("dis")
+    busy = multiprocessing.get_context("spawn").Value("i", 2)
+    before = cv2.getNumThreads()
+    seen = []
+
+    def flows(pair):
+        seen.append(cv2.getNumThreads())
+        return method.flows(pair)
+
+    try:
+        run = sharing_cores(flows, busy)
+        first = run(frames[:3])
+        busy.value = 1
+        second = run(frames[2:])
+    finally:
+        cv2.setNumThreads(before)
+    cores = usable_cores()[0]
+    assert seen == [max(1, cores // 2)] * 2 + [cores] * (len(frames) - 3)
+    assert np.array_equal(np.concatenate([first, second]), reference_flows(frames, "dis"))
