@@ -109,6 +109,9 @@ def live_run(
     loads = [s[2] for s in sampler.samples]
     windows = [r for r in records if "window" in r]
     latency = sorted(r["live"]["latency_s"] for r in windows)
+    # the wait for the model (latency less the window's own preprocess + model time): the
+    # one-window slot bounds it by about one stride, whatever the model's speed or the load
+    wait = sorted(r["live"]["latency_s"] - sum(r["timings_ms"].values()) / 1e3 for r in windows)
     dropped = sum(r["live"]["dropped_windows"] for r in windows)
     made = windows[-1]["window"]["index"] + 1  # windows the stream completed so far
     return {
@@ -121,6 +124,8 @@ def live_run(
         "share_kept": round(len(windows) / made, 3),
         "latency_p50_s": round(statistics.median(latency), 3),
         "latency_p95_s": round(latency[min(len(latency) - 1, int(0.95 * len(latency)))], 3),
+        "wait_p50_s": round(statistics.median(wait), 3),
+        "wait_max_s": round(wait[-1], 3),
         "model_s_p50": round(statistics.median(r["timings_ms"]["model"] for r in windows) / 1e3, 3),
         "rss_mb_start": round(rss[0], 1),
         "rss_mb_end": round(rss[-1], 1),  # after the run let go of its frames
@@ -191,8 +196,9 @@ def main() -> None:
             result = live_run(
                 "istpan_resnet50", stream, args.seconds, args.rss_every, args.protocol
             )
-            # bounded: a window waits at most one model call, then takes one
-            result["target_met"] = result["latency_p95_s"] <= 2 * result["model_s_p50"] + 0.5
+            # bounded: a window waits at most about one stride for the model, then takes one
+            # model call (p95 latency against the median model call only holds at a steady load)
+            result["target_met"] = result["wait_max_s"] <= STRIDE + 0.5
             print(json.dumps({"resnet50": result}))
         if "save" in parts:
             long = write_synthetic_video(Path(tmp) / "minute.mp4", seconds=60.0)
