@@ -45,6 +45,7 @@ class BenchmarkOptions:
     calibration_clips: int = 8
     visualize: bool = False  # also time visualize against classify (torch)
     threads: int = 0  # intra-op threads for torch and onnxruntime; 0: the thread plan's
+    codec_threads: int = 0  # FFmpeg threads per decode worker; set from the thread plan
 
 
 @dataclass
@@ -140,7 +141,12 @@ def run_benchmark(options: BenchmarkOptions, progress: Progress | None = None) -
     gpu = options.device.startswith("cuda")
     plan = plan_threads(gpu, workers=options.workers, threads=options.threads or None)
     apply_torch_threads(plan)
-    options = replace(options, threads=plan.model_threads, workers=plan.decode_workers)
+    options = replace(
+        options,
+        threads=plan.model_threads,
+        workers=plan.decode_workers,
+        codec_threads=plan.codec_threads,
+    )
     spin = plan.spin
     is_onnx_file = options.model is not None and options.model.lower().endswith(".onnx")
     if is_onnx_file and "torch" in options.runtimes:
@@ -180,7 +186,9 @@ def run_benchmark(options: BenchmarkOptions, progress: Progress | None = None) -
         del loaded  # the probe session of an .onnx file is not one of the measured runtimes
         k = options.segments or int(doc["model"].get("num_segments", 8))
         say(f"decoding and preprocessing {len(videos)} videos (K={k})")
-        clips, decode_ms, preprocess_ms = _decode(videos, k, spec, options.decoder)
+        clips, decode_ms, preprocess_ms = _decode(
+            videos, k, spec, options.decoder, options.codec_threads
+        )
         result = BenchmarkResult(
             model={
                 "id": identity.id,
@@ -227,12 +235,14 @@ def run_benchmark(options: BenchmarkOptions, progress: Progress | None = None) -
     return result
 
 
-def _decode(videos, k: int, spec, decoder: str) -> tuple[list[np.ndarray], float, float]:
+def _decode(
+    videos, k: int, spec, decoder: str, codec_threads: int = 0
+) -> tuple[list[np.ndarray], float, float]:
     from ispan_cli.video.clip import load_clip
 
     clips, dec, pre = [], [], []
     for video in videos:
-        clip = load_clip(str(video), k, spec, decoder)
+        clip = load_clip(str(video), k, spec, decoder, threads=codec_threads)
         clips.append(clip.data)
         dec.append(clip.decode_ms)
         pre.append(clip.preprocess_ms)
@@ -305,6 +315,7 @@ def _load_and_run(
             decoder=options.decoder,
             batch_size=options.batch_size,
             workers=options.workers,
+            codec_threads=options.codec_threads,
         )
         items = [InputItem(str(v)) for v in videos]
         start = time.perf_counter()

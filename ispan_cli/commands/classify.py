@@ -313,13 +313,14 @@ def _classify(
     from ispan_cli.inference.resume import comparable
     from ispan_cli.inference.timeline import merge_windows
     from ispan_cli.runtime.loading import load_model, skip_demo_note
-    from ispan_cli.runtime.threads import apply_torch_threads, plan_threads
+    from ispan_cli.runtime.threads import apply_torch_threads, plan_threads, prepare_threads
 
     if target.shard is not None:
         from ispan_cli.inference.shards import local_device
 
         device = local_device(device, runtime.value, target.shard)
     plan = plan_threads(False, workers=workers, threads=threads or None)
+    prepare_threads(plan)  # before load_model imports torch: OpenMP reads its wait policy once
     if quiet:  # --quiet: nothing on stderr but errors, not even the demo model's note
         skip_demo_note()
     loaded = load_model(
@@ -345,6 +346,7 @@ def _classify(
         stream=stream,
         batch_size=batch_size or (4 if window is None else 1),
         workers=plan.decode_workers,
+        codec_threads=plan.codec_threads,
         fail_fast=fail_fast,
     )
     settings = options.settings()

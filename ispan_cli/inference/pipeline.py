@@ -30,6 +30,7 @@ class ClassifyOptions:
     batch_size: int = 4
     workers: int = 2
     fail_fast: bool = False
+    codec_threads: int = 0  # FFmpeg threads per worker (the thread plan's; 0: FFmpeg's choice)
 
     def settings(self) -> dict:
         """What changes the records (not batch size or workers): every record carries it, and
@@ -77,6 +78,7 @@ def run_classify(
                         spec,
                         options.decoder,
                         options.stream,
+                        options.codec_threads,
                     )
                 pending.append((item, future))
             if not pending:

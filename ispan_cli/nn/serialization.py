@@ -124,7 +124,7 @@ def check_against_header(config: ModelConfig, weights: Path) -> None:
             shapes = {k: SimpleNamespace(shape=tuple(fh.get_slice(k).get_shape())) for k in names}
     except (SafetensorError, OSError) as exc:
         raise ISpanError(f"{weights} is not a readable safetensors file ({exc})") from exc
-    with torch.device("meta"):
+    with torch.device("meta"), _shapes_only():
         skeleton = ISTPAN(config)
     expected = {k: SimpleNamespace(shape=tuple(v.shape)) for k, v in skeleton.state_dict().items()}
     problems = state_dict_problems(expected, shapes)
@@ -133,6 +133,22 @@ def check_against_header(config: ModelConfig, weights: Path) -> None:
             f"{weights} does not match its config.json ({'; '.join(problems)}); the weights and "
             "config must come from the same save_model call"
         )
+
+
+def _shapes_only():
+    """A torch function mode that skips ``torch.nn.init``'s fills while a model is built on the
+    meta device: a meta tensor holds no values, and the fills' meta kernels import
+    ``torch._dynamo``, which cost 2.4 s of CPU in every process that loaded a model."""
+    from torch.overrides import TorchFunctionMode
+
+    class ShapesOnly(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            if getattr(func, "__module__", None) == "torch.nn.init":
+                return args[0] if args else kwargs.get("tensor")
+            return func(*args, **kwargs)
+
+    return ShapesOnly()
 
 
 def check_state_dict(model, state: dict, source: str) -> None:

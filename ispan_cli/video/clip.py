@@ -30,11 +30,17 @@ class Clip:
 
 
 def load_clip(
-    path: str, segments: int, spec: PreprocessSpec, decoder: str, stream: int | None = None
+    path: str,
+    segments: int,
+    spec: PreprocessSpec,
+    decoder: str,
+    stream: int | None = None,
+    threads: int = 0,
 ) -> Clip:
-    """Samples K segment centres (TSN test sampling), decodes them scaled, preprocesses."""
+    """Samples K segment centres (TSN test sampling), decodes them scaled (``threads``: FFmpeg's
+    decoding threads, 0 its own choice), preprocesses."""
     start = time.perf_counter()
-    sampled = sample_video(path, TSNSampler(segments), decoder, spec.resize, stream)
+    sampled = sample_video(path, TSNSampler(segments), decoder, spec.resize, stream, threads)
     decoded = time.perf_counter()
     data = preprocess(sampled.frames[0], spec)  # the one view: (K, H, W, 3) -> (crops, K, 3, S, S)
     done = time.perf_counter()

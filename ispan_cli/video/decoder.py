@@ -77,6 +77,7 @@ def open_video(
     decoder: str = "auto",
     stream: int | None = None,
     timeout: float | None = None,
+    threads: int = 0,
 ) -> VideoReader:
     """The one way into a video: a local file, or a remote file (``http(s)://``, ``ftp://``).
 
@@ -84,7 +85,9 @@ def open_video(
     index to read (``ispan probe`` lists them); None: the video stream ffmpeg would choose (the
     largest picture, preferring the default disposition). timeout: seconds a network source may
     stay silent (default: ``--timeout``, see :func:`ispan_cli.video.sources.network_timeout`).
-    Live streams and cameras have no frame index to read by: :func:`open_live` opens those.
+    threads: FFmpeg's decoding threads for a local file (0: FFmpeg's choice; the thread plan's
+    ``codec_threads``). Live streams and cameras have no frame index to read by:
+    :func:`open_live` opens those.
     """
     from ispan_cli.video.sources import parse_source
 
@@ -110,7 +113,7 @@ def open_video(
                 f"reading URLs needs PyAV, which cannot be imported ({exc}); pip install av"
             ) from exc
         return RemoteReader(src, stream=stream, timeout=timeout)
-    return _open_file(Path(src.target if src is not None else source), decoder, stream)
+    return _open_file(Path(src.target if src is not None else source), decoder, stream, threads)
 
 
 def open_live(source: str, timeout: float | None = None, short_side: int | None = None):
@@ -122,7 +125,7 @@ def open_live(source: str, timeout: float | None = None, short_side: int | None 
     return LiveReader(parse_source(source), timeout=timeout, short_side=short_side)
 
 
-def _open_file(path: Path, decoder: str, stream: int | None) -> VideoReader:
+def _open_file(path: Path, decoder: str, stream: int | None, threads: int = 0) -> VideoReader:
     """A local file: the file-only checks (exists, regular, readable, not empty), then a
     backend, whose open sniffs a file it cannot read and checks for truncation."""
     path = check_video_path(path)
@@ -136,7 +139,7 @@ def _open_file(path: Path, decoder: str, stream: int | None) -> VideoReader:
                     "pip install av, or use --decoder opencv"
                 ) from exc
         else:
-            return PyAVReader(path, stream=stream)
+            return PyAVReader(path, threads, stream=stream)
     try:
         from ispan_cli.video.opencv_backend import OpenCVReader
     except ImportError as exc:

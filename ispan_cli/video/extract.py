@@ -31,14 +31,16 @@ def sample_video(
     decoder: str = "auto",
     short_side: int | None = None,
     stream: int | None = None,
+    threads: int = 0,
 ) -> SampledFrames:
     """Opens ``path``, samples it and fetches every chosen frame (each distinct frame once).
 
     short_side: scale frames in the decoder so their shorter side has this many pixels.
     stream: the container stream to read (None: the one ffmpeg would choose).
+    threads: FFmpeg's decoding threads (0: its own choice).
     For long videos with many views use :func:`iter_views`, which holds one view at a time.
     """
-    with open_video(path, decoder, stream) as reader:
+    with open_video(path, decoder, stream, threads=threads) as reader:
         info = reader.info()
         sampling = sampler.sample(reader.frame_times(), info.duration)
         unique = sampling.unique_indices()

@@ -129,3 +129,24 @@ def test_save_is_atomic_when_writing_fails(folder, monkeypatch):
         save_model(model, folder)
     assert (folder / "model.safetensors").read_bytes() == before
     assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
+
+
+def test_the_header_check_builds_shapes_only(folder):
+    """The meta-device skeleton must not run torch.nn.init's fills: their meta kernels import
+    torch._dynamo (2.4 s of CPU in every process that loads a model). A fresh interpreter,
+    since another test may have imported it already."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, torch\n"
+        "from ispan_cli.nn import read_config\n"
+        "from ispan_cli.nn.serialization import check_against_header\n"
+        f"config, _ = read_config({str(folder)!r})\n"
+        f"check_against_header(config, __import__('pathlib').Path({str(folder)!r}) "
+        "/ 'model.safetensors')\n"
+        "print('torch._dynamo' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"

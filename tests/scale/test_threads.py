@@ -71,6 +71,25 @@ def test_a_model_that_shares_its_cores_with_decoding_does_not_spin():
     assert plan_threads(cores=4, threads=3, workers=0).spin is True
 
 
+def test_decode_workers_share_the_cores_the_model_leaves_for_ffmpeg():
+    assert plan_threads(cores=2).codec_threads == 1  # the model holds both cores
+    assert plan_threads(cores=16).codec_threads == 1
+    assert plan_threads(cores=8, threads=4, workers=2).codec_threads == 2  # 4 free, 2 workers
+    assert plan_threads(True, cores=16, workers=3).codec_threads == 5  # GPU: 15 free, 3 workers
+    assert plan_threads(cores=4, threads=3, workers=0).codec_threads == 1
+
+
+def test_a_reader_decodes_with_the_plans_codec_threads(tmp_path):
+    from ispan_cli.video.decoder import open_video
+    from tests.video.videogen import write_pattern_video
+
+    video = write_pattern_video(tmp_path / "v.mp4", "libx264", 8, width=64, height=48)
+    for threads, want in ((1, 1), (3, 3)):
+        with open_video(video, "pyav", threads=threads) as reader:
+            reader.read([0, 7], None)  # opens the decoder
+            assert reader._stream.thread_count == want
+
+
 @pytest.mark.parametrize(
     ("env", "want"),
     [
