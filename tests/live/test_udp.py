@@ -174,6 +174,34 @@ def test_udp_windows_arrive_while_the_stream_runs_in_order_with_the_right_frames
         assert r["input"] == url
 
 
+def test_udp_joined_mid_stream_classifies_whole_frames_only(clf, sender):
+    """A receiver started while the sender runs (as one joins a broadcast) gets the stream
+    from the next keyframe on: every frame its windows use is a whole picture (its index reads
+    back), none is a half-decoded one from before the keyframe."""
+    seen: dict[int, int] = {}
+
+    def on_frame(frame, t, fps):
+        seen[frame.number] = read_index(frame.image)  # raises on a damaged picture
+
+    sender.loop = True
+    sender.start()
+    time.sleep(1.3)  # between two keyframes (one a second)
+    url = f"udp://127.0.0.1:{sender.port}"
+    records = []
+    live = LiveOptions(window=1.0, stride=1.0, timeout=10)
+    for record in run_live(clf.predictor, url, clf.options, live, on_frame):
+        assert record["error"] is None, record
+        records.append(record)
+        if len(records) == 2:
+            break
+    first = seen[0]
+    assert first >= FPS  # the frames sent before it bound the port went to nobody
+    assert all(seen[n] == first + n for n in sorted(seen))  # whole frames, none lost
+    for r in records:
+        pixels = [seen[n] for n in r["frames"]["indices"]]
+        assert r["frames"]["timestamps"] == pytest.approx([(i - first) / FPS for i in pixels])
+
+
 def test_udp_sender_that_stops_ends_by_timeout_after_its_windows(clf, sender):
     """The sender is killed after two windows: UDP says nothing of it, so the receiver hears
     silence; after ``timeout`` of it the run ends with one error record (no reconnects)."""
