@@ -4,6 +4,13 @@ tracker, each an optional extra (``pip install 'ispan[tensorboard]'``).
 Only rank 0 logs. A tracker that fails mid-run (a server gone, a full disk) warns once and is
 dropped: training never stops for it. A resumed run continues the same tracker run: each
 adapter's run id travels in the checkpoint.
+
+At each evaluation the trackers get, besides the scalars, the confusion matrix and the attention
+overlays of a few fixed validation clips (:func:`attention_clips`), drawn by the report's code
+(engine/report_images.py, itself ``ispan visualize``'s drawing). MLflow without ``--mlflow-uri``
+or ``MLFLOW_TRACKING_URI`` writes to ``RUN/mlruns/mlflow.db`` (SQLite; MLflow 3 refuses a plain
+folder store), its artifacts beside it: ``mlflow ui --backend-store-uri sqlite:///RUN/mlruns/
+mlflow.db`` shows it.
 """
 
 from __future__ import annotations
@@ -23,7 +30,10 @@ TRACKERS = ("tensorboard", "mlflow", "wandb")
 # the import name each needs, and the extra that installs it
 _NEEDS = {"tensorboard": "tensorboard", "mlflow": "mlflow", "wandb": "wandb"}
 TB_DIR = "tb"
-MLRUNS_DIR = "mlruns"
+MLRUNS_DIR = "mlruns"  # the local MLflow store without --mlflow-uri: RUN/mlruns/mlflow.db
+MLFLOW_DB = "mlflow.db"
+# retries with backoff 2, 4, 8, 16 s; a request that hangs gives up after a minute
+MLFLOW_PATIENCE = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "4", "MLFLOW_HTTP_REQUEST_TIMEOUT": "60"}
 
 
 def parse_trackers(text: str) -> tuple[str, ...]:
@@ -81,7 +91,7 @@ class Trackers:
                 getattr(tracker, method)(*args)
             except Exception as exc:  # a tracker must never stop training
                 self.active.remove(tracker)
-                first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                first = _first_line(exc)
                 log.warning("tracker %s failed (%s); training goes on without it", tracker.name,
                             first)  # fmt: skip
                 self._warn(f"warning: {tracker.name} failed ({first}); training goes on without it")
@@ -117,7 +127,13 @@ def open_trackers(
     made: list[Tracker] = []
     for name in names:
         factory = {"tensorboard": _TensorBoard, "mlflow": _MLflow, "wandb": _WandB}[name]
-        made.append(factory(out, run_ids.get(name), step, options))
+        try:
+            made.append(factory(out, run_ids.get(name), step, options))
+        except Exception as exc:  # one that cannot start (no server, a bad URI) is left out
+            first = _first_line(exc)
+            log.warning("tracker %s could not start (%s); training goes on without it", name,
+                        first)  # fmt: skip
+            warn(f"warning: {name} could not start ({first}); training goes on without it")
     return Trackers(made, warn)
 
 
@@ -135,6 +151,42 @@ def epoch_values(row: dict[str, Any]) -> dict[str, Any]:
         else:
             values[f"epoch/{key}"] = value
     return values
+
+
+ATTENTION_CLIPS = 3  # fixed validation clips whose attention overlays go to the trackers
+
+
+def attention_clips(items, classes: tuple[str, ...] | list[str], n: int = ATTENTION_CLIPS):
+    """The validation clips whose attention the trackers show at each evaluation: the first
+    video of each of the first ``n`` classes that have one (``items``: VideoItems), so every
+    evaluation, and a resumed run, shows the same clips."""
+    from ispan_cli.engine.report_images import Video
+
+    chosen: dict[int, Any] = {}
+    for item in items:
+        if item.label not in chosen:
+            chosen[item.label] = Video(item.path, classes[item.label])
+    return [chosen[label] for label in sorted(chosen)][:n]
+
+
+def attention_images(model, spec, device, videos, reading) -> list[tuple[str, bytes]]:
+    """(caption, JPEG) of each video: its K frames with the fused attention of ``model`` (in
+    memory, as it is now) drawn as the report and ``ispan visualize`` draw it
+    (:func:`ispan_cli.engine.report_images.attention_clip`). A video that cannot be drawn is
+    left out. The model is left in eval mode."""
+    from ispan_cli.engine.report_images import attention_clip
+    from ispan_cli.identity import ModelIdentity
+    from ispan_cli.viz.runner import torch_runner
+
+    identity = ModelIdentity("training run", None, "", "registry")
+    runner = torch_runner(model, identity, spec, device)
+    pictures = [attention_clip(runner, video, reading) for video in videos]
+    return [(p.caption, p.jpeg) for p in pictures if p.jpeg is not None]
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _number(v: Any) -> bool:
@@ -183,17 +235,32 @@ class _MLflow:
     name = "mlflow"
 
     def __init__(self, out: Path, run_id: str | None, step: int, options: dict[str, Any]):
+        # a server gone must not hold training for MLflow's default ~4 minutes of retries per
+        # call before the tracker is dropped: about 30 s, unless the user set these
+        for name, value in MLFLOW_PATIENCE.items():
+            os.environ.setdefault(name, value)
         from mlflow.tracking import MlflowClient
 
         uri = options.get("mlflow_uri") or os.environ.get("MLFLOW_TRACKING_URI")
-        uri = uri or (out / MLRUNS_DIR).resolve().as_uri()
+        artifacts = None
+        if not uri:  # a store of the run's own; MLflow 3 refuses a plain folder, so SQLite
+            store = (out / MLRUNS_DIR).resolve()
+            store.mkdir(parents=True, exist_ok=True)
+            uri = f"sqlite:///{store / MLFLOW_DB}"
+            artifacts = (store / "artifacts").as_uri()
         self.client = MlflowClient(tracking_uri=uri)
         if run_id is None:
             experiment = options.get("experiment") or "ispan"
             found = self.client.get_experiment_by_name(experiment)
-            exp_id = found.experiment_id if found else self.client.create_experiment(experiment)
+            exp_id = (
+                found.experiment_id
+                if found
+                else self.client.create_experiment(experiment, artifact_location=artifacts)
+            )
             run = self.client.create_run(exp_id, run_name=options.get("run_name") or out.name)
             run_id = run.info.run_id
+        else:  # the resumed run goes on in the same MLflow run, running again
+            self.client.update_run(run_id, status="RUNNING")
         self.run_id = run_id
 
     def params(self, config: dict[str, Any]) -> None:
@@ -221,7 +288,14 @@ class _MLflow:
         self.client.log_artifacts(self.run_id, str(folder), artifact_path=folder.name)
 
     def close(self) -> None:
-        self.client.set_terminated(self.run_id)
+        import contextlib
+        import io
+
+        said = io.StringIO()  # MLflow writes the run's web address to stdout: the log's, here
+        with contextlib.redirect_stdout(said):
+            self.client.set_terminated(self.run_id)
+        for line in said.getvalue().splitlines():
+            log.info("mlflow: %s", line.strip())
 
 
 class _WandB:

@@ -42,10 +42,13 @@ from ispan_cli.engine.precise_bn import recompute_bn_stats
 from ispan_cli.engine.recipes import RECIPE_FIELDS
 from ispan_cli.engine.recipes import describe as describe_recipe
 from ispan_cli.engine.report import plot_curves, write_metrics
+from ispan_cli.engine.report_images import Reading
 from ispan_cli.engine.scoring import score_videos
 from ispan_cli.engine.stopping import Budget, Monitor, StopSignals
 from ispan_cli.engine.trackers import (
     Trackers,
+    attention_clips,
+    attention_images,
     check_installed,
     epoch_values,
     open_trackers,
@@ -330,6 +333,7 @@ class _Run:
             row = self._end_epoch(epoch, time.perf_counter() - t_epoch, wait, compute)
             if self.tracker_names:  # the trackers' share of step time, measured in the steps
                 row["tracker_share"] = (self.trackers.seconds - tracked) / max(wait + compute, 1e-9)
+            self._track_epoch(row)  # before the row is written: it adds its own time
             self.epoch, self.step_in_epoch = epoch + 1, 0
             self.partial = _zero_sums()
             self.history.append(row)
@@ -340,7 +344,6 @@ class _Run:
             if self.improved:
                 self._save_last(best=True)
             self._emit("epoch", epoch=epoch, data=row)
-            self._track_epoch(row)
         if not self.stopped:
             self.stopped = self._stop_reason()
         if world.main:
@@ -532,10 +535,12 @@ class _Run:
         recompute_bn_stats(self.model, batches(), self.world)
 
     def _track_epoch(self, row: dict[str, Any]) -> None:
-        """An epoch's metrics (and the confusion matrix, when it was evaluated) to the
-        trackers, at the epoch's last step."""
+        """An epoch's metrics (and, when it was evaluated, the confusion matrix and attention
+        overlays) to the trackers, at the epoch's last step. The time it takes, drawing
+        included, goes into the row as ``tracker_eval_s``."""
         if not self.trackers.active:
             return
+        start = time.perf_counter()
         self.trackers.metrics(epoch_values(row), row["step"])
         confusion = getattr(self, "_confusion", None)
         if confusion is not None and confusion[0] == row["epoch"]:
@@ -547,6 +552,31 @@ class _Run:
                 png = Path(tmp) / "confusion.png"
                 plot_confusion(png, confusion[1], self.data.classes)
                 self.trackers.image("val/confusion", png, row["step"])
+                self._track_attention(Path(tmp), row["step"])
+        row["tracker_eval_s"] = time.perf_counter() - start
+
+    def _track_attention(self, tmp: Path, step: int) -> None:
+        """The attention overlays of a few fixed validation clips, as images (istpan models on
+        RGB frames: a flow stream attends over flow stacks)."""
+        if self.model.attention is None or self.flow is not None:
+            return
+        if not hasattr(self, "_attention_clips"):
+            self._attention_clips = attention_clips(self.data.test, self.data.classes)
+        reading = Reading(synthetic_seed=self.cfg.split, decoder=self.cfg.decoder)
+        try:
+            images = attention_images(
+                self.model, self.spec, self.world.device, self._attention_clips, reading
+            )
+        except Exception as exc:  # pictures for the trackers never stop training
+            self._attention_clips = []
+            log.warning("attention images not drawn (%s); not tried again", exc)
+            self._warn(f"warning: attention images for the trackers not drawn ({exc})")
+            return
+        for i, (caption, jpeg) in enumerate(images):
+            path = tmp / f"attention_{i}.jpg"
+            path.write_bytes(jpeg)
+            log.info("attention image val/attention/%d: %s", i, caption)
+            self.trackers.image(f"val/attention/{i}", path, step)
 
     def _warn(self, text: str) -> None:
         self._emit("message", data={"text": text})
