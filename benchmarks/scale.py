@@ -30,9 +30,16 @@ ISPAN = [sys.executable, "-m", "ispan_cli"]
 ONE_CORE = ["--threads", "1", "--workers", "1", "--device", "cpu", "-q"]
 
 
-def _run(args: list[str], env: dict | None = None) -> subprocess.Popen:
+def _run(args: list[str], env: dict | None = None, core: int | None = None) -> subprocess.Popen:
+    """An ispan subprocess; ``core``: pinned to that one core (its affinity mask)."""
+    pin = None if core is None else (lambda: os.sched_setaffinity(0, {core}))
     return subprocess.Popen(
-        [*ISPAN, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env
+        [*ISPAN, *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        preexec_fn=pin,
     )
 
 
@@ -44,14 +51,24 @@ def _wait(procs: list[subprocess.Popen]) -> None:
 
 
 def _timed(label: str, start_all) -> float:
+    return _timed_cpu(label, start_all)[0]
+
+
+def _timed_cpu(label: str, start_all) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the processes: user + system, from the OS's accounting)."""
+    before = os.times()
     start = time.perf_counter()
     _wait(start_all())
     seconds = time.perf_counter() - start
-    print(f"  {label}: {seconds:.2f} s", file=sys.stderr)
-    return seconds
+    after = os.times()
+    cpu = (after.children_user - before.children_user) + (
+        after.children_system - before.children_system
+    )
+    print(f"  {label}: {seconds:.2f} s, {cpu:.2f} CPU-s", file=sys.stderr)
+    return seconds, cpu
 
 
-def shards_vs_one(tmp: Path, listing: Path, n: int, startup: float) -> dict:
+def shards_vs_one(tmp: Path, listing: Path, n: int, startup: float, startup_cpu: float) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
 
     def one():
@@ -64,10 +81,32 @@ def shards_vs_one(tmp: Path, listing: Path, n: int, startup: float) -> dict:
             for i in range(2)
         ]
 
-    t_one, t_two = _timed("1 process", one), _timed("2 processes", two)
-    t_one2 = _timed("1 process (again)", one)
-    t_one = min(t_one, t_one2)
+    def one_pinned():
+        out = str(tmp / "one-pinned.jsonl")
+        return [_run(["classify", str(listing), "-o", out, *ONE_CORE], env, core=0)]
+
+    def two_pinned():
+        out = str(tmp / "two-pinned.jsonl")
+        return [
+            _run(["classify", str(listing), "-o", out, "--shard", f"{i}/2", *ONE_CORE], env, i)
+            for i in range(2)
+        ]
+
+    (t_one, cpu_one), (t_two, cpu_two) = (
+        _timed_cpu("1 process", one),
+        _timed_cpu("2 processes", two),
+    )
+    t_one2, cpu_one2 = _timed_cpu("1 process (again)", one)
+    if t_one2 < t_one:
+        t_one, cpu_one = t_one2, cpu_one2
     same = _records(tmp / "one.jsonl") == _records(tmp / "two.jsonl")
+    cores = len(os.sched_getaffinity(0))
+    # cores one process keeps busy once started (decoding overlaps the model)
+    busy = (cpu_one - startup_cpu) / max(t_one - startup, 1e-9)
+    t_pin1, t_pin2 = (
+        _timed("1 process on 1 core", one_pinned),
+        _timed("2 on 1 core each", two_pinned),
+    )
     return {
         "videos": n,
         "one_process_s": t_one,
@@ -77,6 +116,18 @@ def shards_vs_one(tmp: Path, listing: Path, n: int, startup: float) -> dict:
         "startup_s": startup,
         "merged_equals_one_process": same,
         "target_met": t_one / t_two >= 1.7,
+        # why: one process already uses `busy` cores, so `cores` processes can be at most
+        # cores / busy times faster (CPU-seconds per video barely change: cpu_per_video_*)
+        "one_process_cores_busy": busy,
+        "speedup_bound_from_cpu": cores / busy,
+        "cpu_per_video_one_s": (cpu_one - startup_cpu) / n,
+        "cpu_per_video_two_s": (cpu_two - 2 * startup_cpu) / n,
+        # each process pinned to its own core (SLURM's --cpu-bind, taskset): the scaling itself
+        "pinned_one_process_s": t_pin1,
+        "pinned_two_processes_s": t_pin2,
+        "pinned_speedup": t_pin1 / t_pin2,
+        "pinned_merged_equals_one_process": _records(tmp / "two-pinned.jsonl")
+        == _records(tmp / "one.jsonl"),
     }
 
 
@@ -161,12 +212,12 @@ def main() -> None:
         listing.write_text("".join(f"{v}\n" for v in videos))
         small = tmp / "one-video.txt"
         small.write_text(f"{videos[0]}\n")
-        startup = _timed(
+        startup, startup_cpu = _timed_cpu(
             "startup (1 video)",
             lambda: [_run(["classify", str(small), "-o", str(tmp / "s.jsonl"), *ONE_CORE])],
         )
         if "shards" in parts:
-            results["shards"] = shards_vs_one(tmp, listing, args.videos, startup)
+            results["shards"] = shards_vs_one(tmp, listing, args.videos, startup, startup_cpu)
             print(json.dumps({"shards": results["shards"]}), file=sys.stderr, flush=True)
         if "resume" in parts:
             results["resume"] = resume_overhead(tmp, listing, args.rounds)
