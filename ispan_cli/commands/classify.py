@@ -178,8 +178,9 @@ def classify(
             "--max-latency",
             min=0.0,
             metavar="SECONDS",
-            help="Live sources: drop a window whose last frame arrived longer ago than this "
-            "when the model gets to it (counted in dropped_windows).",
+            help="Live sources: drop a window whose record would come more than this many "
+            "seconds after its last frame (its age plus the model's recent time per window); "
+            "counted in dropped_windows. 0: no bound.",
             show_default=False,
         ),
     ] = None,
