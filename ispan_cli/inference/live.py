@@ -346,6 +346,9 @@ def _decode_loop(src, short_side, segments, live, handoff, stop, on_frame, predi
                     reason = "the stream ended"
                 except ISpanError as exc:
                     reason = str(exc)
+                    if reader.silent_since is not None and last_wall is not None:
+                        # the gap began when the data stopped, not when the read gave up
+                        last_wall = min(last_wall, reader.silent_since)
         if stop.is_set():
             return
         if reader is not None and reason == "the stream ended" and live.reconnect == 0:

@@ -74,6 +74,8 @@ class LiveReader:
         self._stream.thread_type = "SLICE"
         rate = self._stream.average_rate or self._stream.guessed_rate
         self.fps = float(rate) if rate else None
+        # set when a read gives up after ``timeout`` s: the wall clock the silence began
+        self.silent_since: float | None = None
 
     def frames(self) -> Iterator[LiveFrame]:
         """Frames as they arrive; ends when the stream ends; raises NetworkError when it breaks
@@ -97,6 +99,10 @@ class LiveReader:
                 number += 1
         except (av.error.FFmpegError, OSError) as exc:
             if isinstance(exc, (TimeoutError, av.error.ExitError)):
+                # The last frame or two before the silence come out only now, when the read
+                # gives up (an MPEG-TS demuxer holds a frame until the next one starts; UDP has
+                # no end to flush it), stamped now: the data stopped ``timeout`` s ago.
+                self.silent_since = time.time() - self.timeout
                 raise network_error(self.source, exc, self.timeout) from None
             raise NetworkError(
                 f"{self.source.display}: the stream broke off after {number} frames "

@@ -72,8 +72,12 @@ def mask_credentials(text: str) -> str:
     netloc = parts.netloc
     if "@" in netloc:
         userinfo, host = netloc.rsplit("@", 1)
-        user = userinfo.split(":", 1)[0]
-        netloc = f"{user}:***@{host}" if user else f"***@{host}"
+        user, colon, _ = userinfo.partition(":")
+        if user and colon:
+            netloc = f"{user}:***@{host}"
+        elif userinfo:  # a password alone, or a name alone (often a token: TOKEN@host)
+            netloc = f"***@{host}"
+        # empty (udp://@:1234, FFmpeg's "receive on every address"): nothing to hide
     query = re.sub(
         r"(?i)\b(pass(word)?|pwd|token|key|secret|auth|signature|sig)=[^&]*", r"\1=***", parts.query
     )

@@ -55,6 +55,8 @@ def test_unknown_scheme_is_one_clear_error():
     [
         ("rtsp://admin:hunter2@10.0.0.5:554/s", "rtsp://admin:***@10.0.0.5:554/s"),
         ("rtmp://:tok@h/live", "rtmp://***@h/live"),
+        ("rtmp://sekrit@h/live", "rtmp://***@h/live"),  # a token as the user name
+        ("udp://@:1234", "udp://@:1234"),  # FFmpeg's "receive on every address": nothing hidden
         ("http://h/x.mp4?token=abc&x=1", "http://h/x.mp4?token=***&x=1"),
         ("http://h/x.mp4", "http://h/x.mp4"),
         ("clip.mp4", "clip.mp4"),

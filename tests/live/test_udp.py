@@ -282,11 +282,6 @@ def test_udp_sender_that_comes_back_continues_after_a_gap_record(clf, sender):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="the gap starts from the frames FFmpeg lets out when the read times out, about "
-    "--timeout s after the data stopped (fix: report H7)",
-)
 def test_udp_gap_record_covers_the_whole_silence(clf, sender):
     """The gap is the time no frame came: from the sender's stop to the first frame after it
     (stream time keeps pace with the wall clock across it), not that less ``--timeout``."""
@@ -368,10 +363,6 @@ def test_udp_port_taken_by_another_program_is_one_error_line():
     assert len(errors) == 1 and "Address already in use" in errors[0], result.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="mask_credentials shows the empty user info of udp://@:PORT as ***@ (fix: report H7)",
-)
 def test_udp_listen_on_every_address_is_shown_as_typed():
     """``udp://@:PORT`` is FFmpeg's and VLC's way to receive on every address; it holds no
     credentials, so records and messages show it as typed, not as ``udp://***@:PORT``."""
