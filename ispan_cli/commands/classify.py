@@ -253,7 +253,12 @@ def classify(
         raise UsageError("--window and --stride must be positive numbers of seconds")
     sharding = detect_shard(shard)
     target = OutputTarget(
-        output, _choose_format(fmt, output), resume, sharding, timeline=window is not None
+        output,
+        _choose_format(fmt, output),
+        resume,
+        sharding,
+        timeline=window is not None,
+        live=any(is_live_input(i) for i in inputs),
     )
     outputs = contextlib.ExitStack()
     if output is not None:  # checked and locked (one writer at a time) before the model loads

@@ -40,6 +40,7 @@ class OutputTarget:
     resume: bool = False
     shard: Shard | None = None
     timeline: bool = False
+    live: bool = False  # an input is a live source: records must be readable as they come
 
     def __post_init__(self) -> None:
         if self.resume or self.shard:
@@ -66,8 +67,10 @@ class OutputTarget:
 
     @property
     def appends(self) -> bool:
-        """Written in place, line by line, synced per batch (not replaced when complete)."""
-        return self.resume or self.shard is not None
+        """Written in place, line by line, synced per batch (not replaced when complete). A
+        live source has no end to wait for: its file is written in place too, so ``tail -f``
+        sees each window's record as it is classified and a kill loses none of them."""
+        return self.resume or self.shard is not None or self.live
 
 
 @dataclass
