@@ -247,6 +247,7 @@ def test_mlflow_server_killed_mid_run_warns_once_and_training_finishes(
     tmp_path, quick_failures
 ) -> None:
     pytest.importorskip("mlflow")
+    pytest.importorskip("tensorboard")  # the tracker that goes on
     from ispan_cli.engine.launch import TrainOptions, run_training
 
     server, url = _mlflow_server(tmp_path)
