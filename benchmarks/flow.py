@@ -8,8 +8,10 @@ frames: (1) the bare loop: frames decoded beforehand (not timed), converted to g
 to ``cv2.optflow.DualTVL1OpticalFlow`` pair by pair, with OpenCV's default threads and with one
 thread; (2) ``run_flow_extract`` (the library call the command makes: decoding, flow,
 quantisation, JPEG writing, the record) with 1 and 2 workers, TV-L1 and DIS. The unit is flows
-(frame pairs) per second. Targets (issue 16): TV-L1 with 1 worker at least 0.9x the bare loop, 2
-workers at least 1.7x on 2 cores, DIS at least 10x TV-L1.
+(frame pairs) per second; each row also gives user + system CPU seconds per flow (the workers'
+included), which stays comparable on a loaded machine where flows/s does not. Targets (issue
+16): TV-L1 with 1 worker at least 0.9x the bare loop, 2 workers at least 1.7x on 2 cores, DIS at
+least 10x TV-L1.
 """
 
 from __future__ import annotations
