@@ -58,6 +58,7 @@ class HostileHub:
         self.behaviour = behaviour or {}
         self.interval = interval
         self.requests: list[str] = []
+        self.first_seen: dict[str, float] = {}  # step -> time.monotonic() of its first request
         self.stopping = threading.Event()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
@@ -96,6 +97,7 @@ class HostileHub:
                 path = urlsplit(self.path).path
                 hub.requests.append(f"{self.command} {path}")
                 where = _where(self.command, path)
+                hub.first_seen.setdefault(where, time.monotonic())
                 status, headers, body = hub._response(where, path)
                 how = hub.behaviour.get(where)
                 if how == "hang":

@@ -22,7 +22,9 @@ from ispan_cli.hub import DEFAULT_TIMEOUT, current_timeout, hub_timeout, resolve
 
 from .hostile_hub import REPO, HostileHub, cli_env, ispan, make_model, wait_for
 
-BOUND_S = 15  # --timeout 2 must end a command well within this
+# from the stalled request to the command's end: the 2 s timeout plus the error's way out (the
+# start-up before it, importing torch, is not the timeout's and varies with the machine's load)
+AFTER_STALL_S = 8
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +58,10 @@ def test_a_stalled_hub_ends_the_command_within_the_timeout(
     with HostileHub(model_dir, behaviour={where: behaviour}) as hub:
         env = cli_env(hub.endpoint, tmp_path / "home")
         code, out, err, took = ispan("models", "info", REPO, "--timeout", "2", env=env)
+        ended = time.monotonic()
         assert hub.saw(where)  # the stall was reached, not skipped
-    assert took < BOUND_S, f"took {took:.1f} s"
+    after = ended - hub.first_seen[where]
+    assert after < AFTER_STALL_S, f"ended {after:.1f} s after the stalled request ({took:.1f} s)"
     line = _one_error_line(err)
     assert code == 1 and out == ""
     assert said in line and "--timeout 2" in line and "raise --timeout" in line
@@ -81,7 +85,9 @@ def test_every_command_that_loads_a_model_takes_the_timeout(model_dir, tmp_path,
         code, _, err, took = ispan(
             *command, "--model", REPO, "--timeout", "2", env=env, timeout=120
         )
-    assert took < BOUND_S + 10, f"took {took:.1f} s"  # + the command's own start-up
+        ended = time.monotonic()
+    after = ended - hub.first_seen["info"]
+    assert after < AFTER_STALL_S, f"ended {after:.1f} s after the stalled request ({took:.1f} s)"
     assert code == 1
     assert "did not answer within 2 s" in err.splitlines()[-1]
 
