@@ -31,8 +31,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check ispan_cli tests benchmarks
 	$(BIN)/ruff format --check ispan_cli tests benchmarks
 
+# In parallel (pytest-xdist, one worker per core up to 4; a module's tests stay on one worker so
+# its servers and models start once): most of the time is subprocesses importing torch.
 test: lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --maxprocesses 4 --dist loadfile
 
 # The import checked against MMAction2 1.2 itself: the `mmaction2` extra of pyproject.toml, installed
 # with --no-deps so it cannot replace torch or numpy (checked before and after), then its tests.
