@@ -348,9 +348,9 @@ def _scan(
     if workers == 0:
         yield from (files[i] for i in range(len(files)))
         return
-    from torch.utils.data import DataLoader
+    from ispan_cli.data.loader import data_loader
 
-    loader = DataLoader(
+    loader = data_loader(
         files,
         batch_size=None,
         shuffle=False,

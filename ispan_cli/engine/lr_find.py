@@ -118,9 +118,9 @@ def find_lr(model, net, cfg, train_data, world, forward, train_mode, progress=No
     import itertools
 
     import torch
-    from torch.utils.data import DataLoader
 
     from ispan_cli.data.clips import GlobalBatchSampler, collate
+    from ispan_cli.data.loader import data_loader
     from ispan_cli.engine import checkpoint as ckpt
     from ispan_cli.engine.distributed import all_reduce_sum
     from ispan_cli.engine.optim import make_optimizer
@@ -138,7 +138,7 @@ def find_lr(model, net, cfg, train_data, world, forward, train_mode, progress=No
     def batches():  # epoch after epoch, in an order of the range test's own
         for epoch in itertools.count():
             sampler.set_epoch(epoch)
-            yield from DataLoader(
+            yield from data_loader(
                 train_data, batch_sampler=sampler, num_workers=cfg.workers,
                 collate_fn=collate, generator=torch.Generator().manual_seed(cfg.seed + 2),
             )  # fmt: skip

@@ -42,13 +42,13 @@ def score_videos(
     progress: Progress | None = None,
 ) -> Scores:
     """Runs ``model`` (eval mode) over ``items``; every rank gets the merged result."""
-    from torch.utils.data import DataLoader
+    from ispan_cli.data.loader import data_loader
 
     was_training = model.training
     model.eval()
     data = clips_for(items, settings)  # decoded frames, or flow for FlowClipSettings
     sampler = ShardSampler(len(items), batch_size, world.rank, world.size)
-    loader = DataLoader(data, batch_sampler=sampler, num_workers=workers, collate_fn=collate)
+    loader = data_loader(data, batch_sampler=sampler, num_workers=workers, collate_fn=collate)
     mine_idx, mine_logits, failed = [], [], []
     done, total = 0, len(sampler.indices)
     device = world.device

@@ -241,6 +241,9 @@ class _MLflow:
             os.environ.setdefault(name, value)
         from mlflow.tracking import MlflowClient
 
+        # MLflow's own INFO lines ("Creating initial MLflow database tables...") on stderr would
+        # break --quiet and the progress display; its warnings and errors still show
+        logging.getLogger("mlflow").setLevel(logging.WARNING)
         uri = options.get("mlflow_uri") or os.environ.get("MLFLOW_TRACKING_URI")
         artifacts = None
         if not uri:  # a store of the run's own; MLflow 3 refuses a plain folder, so SQLite

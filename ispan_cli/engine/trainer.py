@@ -290,12 +290,12 @@ class _Run:
                 "resumed": resumed,
             },
         )
-        from torch.utils.data import DataLoader
+        from ispan_cli.data.loader import data_loader
 
         while self.epoch < cfg.epochs and not self._finished():
             epoch = self.epoch
             self.sampler.set_epoch(epoch, self.step_in_epoch)
-            loader = DataLoader(
+            loader = data_loader(
                 self.train_data,
                 batch_sampler=self.sampler,
                 num_workers=cfg.workers,
@@ -503,7 +503,7 @@ class _Run:
     def _precise_bn(self, epoch: int) -> None:
         if not self.cfg.precise_bn:
             return
-        from torch.utils.data import DataLoader
+        from ispan_cli.data.loader import data_loader
 
         # a fixed set of training clips (the order of a far-away epoch), the same in every run
         sampler = GlobalBatchSampler(
@@ -514,7 +514,7 @@ class _Run:
             self.cfg.seed + 1,
         )
         sampler.set_epoch(epoch)
-        loader = DataLoader(
+        loader = data_loader(
             self.train_data,
             batch_sampler=sampler,
             num_workers=self.cfg.workers,
