@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-mmaction2 test-browser lint install clean
+.PHONY: demo test test-mmaction2 test-browser test-trackers lint install clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "ispan needs Python >= 3.10"'
@@ -46,6 +46,16 @@ test-mmaction2: $(STAMP)
 	$(MM_KEEP) | diff $(VENV)/.keep-before - \
 	  || (echo "error: installing mmaction2 changed torch or numpy (above)"; exit 1)
 	$(BIN)/python -m pytest -q -m mmaction2 tests/importers
+
+# The trackers for real: a real `mlflow server` on 127.0.0.1 and W&B offline; installed with the
+# tested pins, torch and numpy held where they are (checked before and after).
+TRACKER_PINS = tensorboard==2.21.0 mlflow==3.17.2 wandb==0.31.0
+test-trackers: $(STAMP)
+	$(MM_KEEP) > $(VENV)/.keep-before
+	$(BIN)/python -m pip install --quiet $(TRACKER_PINS) -c $(VENV)/.keep-before
+	$(MM_KEEP) | diff $(VENV)/.keep-before - \
+	  || (echo "error: installing the trackers changed torch or numpy (above)"; exit 1)
+	$(BIN)/python -m pytest -q -m 'tensorboard or mlflow or wandb' tests/engine/test_trackers.py
 
 # The report in a real headless Chromium: `apt-get install -y chromium` first (Debian), or
 # ISPAN_CHROMIUM=/path/to/chrome; Playwright from PyPI drives it (no browser download).
