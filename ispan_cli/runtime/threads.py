@@ -11,12 +11,15 @@ worker per 8 cores (at least one: decoding a clip is a few percent of a CPU mode
 overlaps with it); on a GPU the model needs one CPU thread and the rest decode.
 
 Two more things the plan decides, both measured on the 2-core machine (issue 18):
-- Waiting: where decode workers share the model's cores, the model's threads must not spin
-  while they wait for each other (OpenMP's and ONNX Runtime's default). A spinning thread holds
-  the core a decode worker needs, and under load a spinning pool doubles the model's CPU time
-  (istpan_resnet50 on torch: 3.1 CPU-s a clip spinning, 1.5 passive; ONNX Runtime 1.04 against
-  0.78). ``spin`` is False then: ONNX Runtime's ``session.intra_op.allow_spinning`` = 0 and
-  ``OMP_WAIT_POLICY=PASSIVE`` for torch (read once, when torch is first imported).
+- Waiting: the model's idle threads busy-wait (OpenMP's and ONNX Runtime's default) unless
+  other processes of the job share the node. On a machine of its own, spinning is faster end to
+  end even with a decode worker beside the model: istpan_resnet50, batch 1, idle 2 cores, 1.25
+  against 1.00 videos/s for torch (``OMP_WAIT_POLICY`` ACTIVE / PASSIVE), 6.0 against 3.8 for
+  ONNX Runtime int8, 2.09 against 2.16 for fp32. Where processes compete for the cores, a spinning
+  pool burns the CPU its neighbours need (under load torch spent 3.1 CPU-s a clip spinning, 1.5
+  passive; ONNX Runtime 1.04 against 0.78), so ``spin`` is False there: ONNX Runtime's
+  ``session.intra_op.allow_spinning`` = 0 and ``OMP_WAIT_POLICY=PASSIVE`` for torch (read once,
+  when torch is first imported; a user's own value wins).
 - Codec threads: each decode worker's FFmpeg decodes with the cores left over by the model,
   shared among the workers, and at least one. FFmpeg's own choice (a thread per core and one
   more) is 26 threads on a CPU job whose model already holds every core: 52 ms of decode CPU a
@@ -44,7 +47,7 @@ class ThreadPlan:
     model_threads: int  # torch intra-op threads / ONNX Runtime intra_op_num_threads
     decode_workers: int  # background decoding threads of the classify pipeline
     source: str  # what limited ``cores``: "affinity", "cgroup", "cpu_count", "shared" or "given"
-    spin: bool = True  # may the model's idle threads busy-wait (nothing else wants the cores)
+    spin: bool = True  # may the model's idle threads busy-wait (no other process of the job here)
     processes: int = 1  # processes of this job on this node, sharing its cores
     codec_threads: int = 0  # FFmpeg threads per decode worker (0: FFmpeg's own choice)
 
@@ -149,7 +152,7 @@ def plan_threads(
         model_threads=model,
         decode_workers=decode,
         source=source,
-        spin=model + decode <= cores,
+        spin=processes == 1,
         processes=processes,
         codec_threads=max(1, free // max(1, decode)),
     )

@@ -63,12 +63,12 @@ def test_the_plan_gives_the_model_the_cores_and_the_user_the_last_word():
     assert plan_threads(cores=8, workers=0, threads=3).model_threads == 3
 
 
-def test_a_model_that_shares_its_cores_with_decoding_does_not_spin():
-    assert plan_threads(cores=2).spin is False  # 2 model threads + 1 decode worker on 2 cores
-    assert plan_threads(cores=16).spin is False
-    assert plan_threads(cores=2, threads=1, workers=1).spin is True  # one core each
-    assert plan_threads(True, cores=8).spin is True  # GPU: 1 + 7 threads on 8 cores
-    assert plan_threads(cores=4, threads=3, workers=0).spin is True
+def test_a_model_spins_unless_other_processes_share_the_node(monkeypatch):
+    # alone on the machine, spinning is faster end to end (see runtime/threads.py's figures)
+    assert plan_threads(cores=2).spin is True
+    assert plan_threads(True, cores=8).spin is True
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")  # torchrun: two processes on this node
+    assert plan_threads().spin is False and plan_threads().processes == 2
 
 
 def test_decode_workers_share_the_cores_the_model_leaves_for_ffmpeg():
@@ -139,10 +139,11 @@ def test_processes_side_by_side_share_the_cores():
 def test_torch_is_told_not_to_spin_before_it_is_imported():
     if len(os.sched_getaffinity(0)) < 2:
         pytest.skip("needs two cores")
-    # 2 model threads + 1 decode worker on the same cores: passive OpenMP waiting
-    assert _plan_in_child({})[-1] == "PASSIVE"
+    # two processes of the job on this node: passive OpenMP waiting
+    assert _plan_in_child({"LOCAL_WORLD_SIZE": "2"})[-1] == "PASSIVE"
+    assert _plan_in_child({})[-1] == "None"  # alone: OpenMP's own (spinning) default
     # the user's own policy wins
-    assert _plan_in_child({"OMP_WAIT_POLICY": "ACTIVE"})[-1] == "ACTIVE"
+    assert _plan_in_child({"LOCAL_WORLD_SIZE": "2", "OMP_WAIT_POLICY": "ACTIVE"})[-1] == "ACTIVE"
 
 
 def test_onnx_runtime_sessions_follow_the_plans_spin(tmp_path):
