@@ -62,6 +62,10 @@ RUN_LOG = "train.log"
 CHECKPOINTS = ckpt.CHECKPOINTS
 BEST_MODEL = "best"
 TRACK_EVERY = 5  # steps between the trackers' step-level scalars
+# The trackers' images (confusion matrix, attention overlays: about 1 s on the CPU) take at most
+# this share of the run: after one that took c seconds, the next comes once c / IMAGE_SHARE
+# seconds have passed (every evaluation on real datasets; the last epoch's always)
+IMAGE_SHARE = 0.03
 
 
 @dataclass(frozen=True)
@@ -543,7 +547,8 @@ class _Run:
         start = time.perf_counter()
         self.trackers.metrics(epoch_values(row), row["step"])
         confusion = getattr(self, "_confusion", None)
-        if confusion is not None and confusion[0] == row["epoch"]:
+        last = row["epoch"] >= self.cfg.epochs
+        if confusion is not None and confusion[0] == row["epoch"] and (last or self._images_due()):
             import tempfile
 
             from ispan_cli.engine.evaluation import plot_confusion
@@ -553,7 +558,16 @@ class _Run:
                 plot_confusion(png, confusion[1], self.data.classes)
                 self.trackers.image("val/confusion", png, row["step"])
                 self._track_attention(Path(tmp), row["step"])
+            self._images_done = (time.perf_counter(), time.perf_counter() - start)
         row["tracker_eval_s"] = time.perf_counter() - start
+
+    def _images_due(self) -> bool:
+        """Whether the trackers' images fit :data:`IMAGE_SHARE` of the time since the last."""
+        done = getattr(self, "_images_done", None)
+        if done is None:
+            return True
+        end, cost = done
+        return time.perf_counter() - end >= cost / IMAGE_SHARE
 
     def _track_attention(self, tmp: Path, step: int) -> None:
         """The attention overlays of a few fixed validation clips, as images (istpan models on

@@ -102,6 +102,27 @@ def test_tensorboard_events_read_back(tmp_path: Path) -> None:
     assert all(r["tracker_share"] > 0 and r["tracker_eval_s"] > 0 for r in rows)
 
 
+@pytest.mark.tensorboard
+@pytest.mark.parametrize(("share", "want"), [(1e-9, [5, 15]), (1e9, [5, 10, 15])])
+def test_the_trackers_images_keep_to_their_share_of_the_run(tmp_path, monkeypatch, share, want):
+    """Drawing the images takes about a second: after one that took c s, the next comes once
+    c / IMAGE_SHARE s have passed; the first evaluation's and the last epoch's always."""
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from ispan_cli.engine import trainer
+    from ispan_cli.engine.launch import TrainOptions, run_training
+
+    monkeypatch.setattr(trainer, "IMAGE_SHARE", share)
+    out = tmp_path / "run"
+    run_training(TrainOptions(settings={**SETTINGS, "epochs": 3, "output": str(out)}))
+    events = EventAccumulator(str(out / trackers.TB_DIR), size_guidance={"images": 0})
+    events.Reload()
+    assert [e.step for e in events.Scalars("val/top1")] == [5, 10, 15]  # every evaluation
+    assert [i.step for i in events.Images("val/confusion")] == want
+    assert [i.step for i in events.Images("val/attention/0")] == want
+
+
 def test_attention_clips_are_fixed_one_per_class() -> None:
     from ispan_cli.data.items import VideoItem
 
