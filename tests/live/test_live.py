@@ -17,7 +17,8 @@ from ispan_cli import Classifier
 from ispan_cli.app import app
 from ispan_cli.inference.live import LiveOptions, run_live
 from tests.live.servers import RangeServer, RtmpServer, free_port, silent_server
-from tests.video.videogen import read_index, write_pattern_video
+from tests.live.windows import FrameLog, check_in_order_and_on_time, first_windows
+from tests.video.videogen import write_pattern_video
 
 FPS = 25
 PATTERN_FRAMES = 250  # 10 s, looped by the server
@@ -69,34 +70,12 @@ def test_classify_frames_refuses_wrong_arrays(clf):
 
 
 def test_live_windows_arrive_while_the_stream_runs_in_order_with_the_right_frames(clf, pattern):
-    seen: dict[int, int] = {}  # frame number -> the index its pixels encode
-    arrived: list[float] = []  # wall clock of each frame's arrival
-
-    def on_frame(frame, t, fps):
-        seen[frame.number] = read_index(frame.image)
-        arrived.append(frame.arrived)
-
-    records = []
+    frames = FrameLog()
     with RtmpServer(pattern) as server:
-        live = LiveOptions(window=1.0, stride=1.0, timeout=10)
-        for record in run_live(clf.predictor, server.url, clf.options, live, on_frame):
-            assert record["error"] is None, record
-            records.append({**record, "received": time.time()})
-            if record["window"]["index"] >= 3:
-                break
-    indices = [r["window"]["index"] for r in records]
-    assert indices[0] == 0 and indices[-1] == 3
-    # in order; a window is only ever skipped when the model was busy (a loaded machine), and
-    # then the next record counts it
-    for a, b in itertools.pairwise(records):
-        assert b["window"]["index"] - a["window"]["index"] - 1 == b["live"]["dropped_windows"]
-    # each window reached the caller while the stream ran: within a window's length of its
-    # last frame's arrival (timed here, not taken from the record)
-    for r in records:
-        last = round(r["window"]["end"] * FPS) - 1
-        assert r["received"] - arrived[last] < 1.0, (r["window"], r["received"], arrived[last])
+        records = first_windows(clf, server.url, 1.0, 3, frames)
+    check_in_order_and_on_time(records, frames, 1.0, FPS, 3)
+    seen = frames.seen
     numbers = sorted(seen)
-    assert numbers == list(range(len(numbers)))  # no frame lost
     first = seen[0]
     assert all(seen[n] == (first + n) % PATTERN_FRAMES for n in numbers)  # in stream order
     for r in records:
