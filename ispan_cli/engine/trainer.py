@@ -45,10 +45,9 @@ from ispan_cli.engine.report import plot_curves, write_metrics
 from ispan_cli.engine.report_images import Reading
 from ispan_cli.engine.scoring import score_videos
 from ispan_cli.engine.stopping import Budget, Monitor, StopSignals
+from ispan_cli.engine.tracker_images import EvaluationImages
 from ispan_cli.engine.trackers import (
     Trackers,
-    attention_clips,
-    attention_images,
     check_installed,
     epoch_values,
     open_trackers,
@@ -62,10 +61,6 @@ RUN_LOG = "train.log"
 CHECKPOINTS = ckpt.CHECKPOINTS
 BEST_MODEL = "best"
 TRACK_EVERY = 5  # steps between the trackers' step-level scalars
-# The trackers' images (confusion matrix, attention overlays: about 1 s on the CPU) take at most
-# this share of the run: after one that took c seconds, the next comes once c / IMAGE_SHARE
-# seconds have passed (every evaluation on real datasets; the last epoch's always)
-IMAGE_SHARE = 0.03
 
 
 @dataclass(frozen=True)
@@ -196,6 +191,7 @@ class _Run:
         if state is not None:
             self._load(state)
         self.trackers = Trackers([], self._warn)
+        self._images: EvaluationImages | None = None  # the trackers' pictures, once evaluated
         if self.tracker_names:
             ids = state.get("trackers", {}) if state is not None else {}
             options = {"mlflow_uri": cfg.mlflow_uri, "experiment": cfg.experiment,
@@ -540,57 +536,25 @@ class _Run:
 
     def _track_epoch(self, row: dict[str, Any]) -> None:
         """An epoch's metrics (and, when it was evaluated, the confusion matrix and attention
-        overlays) to the trackers, at the epoch's last step. The time it takes, drawing
-        included, goes into the row as ``tracker_eval_s``."""
+        overlays, within their share of the run) to the trackers, at the epoch's last step. The
+        time it takes, drawing included, goes into the row as ``tracker_eval_s``."""
         if not self.trackers.active:
             return
         start = time.perf_counter()
         self.trackers.metrics(epoch_values(row), row["step"])
         confusion = getattr(self, "_confusion", None)
-        last = row["epoch"] >= self.cfg.epochs
-        if confusion is not None and confusion[0] == row["epoch"] and (last or self._images_due()):
-            import tempfile
-
-            from ispan_cli.engine.evaluation import plot_confusion
-
-            with tempfile.TemporaryDirectory() as tmp:
-                png = Path(tmp) / "confusion.png"
-                plot_confusion(png, confusion[1], self.data.classes)
-                self.trackers.image("val/confusion", png, row["step"])
-                self._track_attention(Path(tmp), row["step"])
-            self._images_done = (time.perf_counter(), time.perf_counter() - start)
-        row["tracker_eval_s"] = time.perf_counter() - start
-
-    def _images_due(self) -> bool:
-        """Whether the trackers' images fit :data:`IMAGE_SHARE` of the time since the last."""
-        done = getattr(self, "_images_done", None)
-        if done is None:
-            return True
-        end, cost = done
-        return time.perf_counter() - end >= cost / IMAGE_SHARE
-
-    def _track_attention(self, tmp: Path, step: int) -> None:
-        """The attention overlays of a few fixed validation clips, as images (istpan models on
-        RGB frames: a flow stream attends over flow stacks)."""
-        if self.model.attention is None or self.flow is not None:
-            return
-        if not hasattr(self, "_attention_clips"):
-            self._attention_clips = attention_clips(self.data.test, self.data.classes)
-        reading = Reading(synthetic_seed=self.cfg.split, decoder=self.cfg.decoder)
-        try:
-            images = attention_images(
-                self.model, self.spec, self.world.device, self._attention_clips, reading
+        if self._images is None:
+            reading = Reading(synthetic_seed=self.cfg.split, decoder=self.cfg.decoder)
+            self._images = EvaluationImages(
+                self.trackers, self.data.test, self.data.classes, reading, self._warn
             )
-        except Exception as exc:  # pictures for the trackers never stop training
-            self._attention_clips = []
-            log.warning("attention images not drawn (%s); not tried again", exc)
-            self._warn(f"warning: attention images for the trackers not drawn ({exc})")
-            return
-        for i, (caption, jpeg) in enumerate(images):
-            path = tmp / f"attention_{i}.jpg"
-            path.write_bytes(jpeg)
-            log.info("attention image val/attention/%d: %s", i, caption)
-            self.trackers.image(f"val/attention/{i}", path, step)
+        evaluated = confusion is not None and confusion[0] == row["epoch"]
+        if evaluated and self._images.due(last=row["epoch"] >= self.cfg.epochs):
+            # istpan models on RGB frames: a flow stream attends over flow stacks
+            draws = self.model.attention is not None and self.flow is None
+            attention = (self.model, self.spec, self.world.device) if draws else None
+            self._images.log(row["step"], confusion[1], attention)
+        row["tracker_eval_s"] = time.perf_counter() - start
 
     def _warn(self, text: str) -> None:
         self._emit("message", data={"text": text})

@@ -110,10 +110,10 @@ def test_the_trackers_images_keep_to_their_share_of_the_run(tmp_path, monkeypatc
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from ispan_cli.engine import trainer
+    from ispan_cli.engine import tracker_images
     from ispan_cli.engine.launch import TrainOptions, run_training
 
-    monkeypatch.setattr(trainer, "IMAGE_SHARE", share)
+    monkeypatch.setattr(tracker_images, "IMAGE_SHARE", share)
     out = tmp_path / "run"
     run_training(TrainOptions(settings={**SETTINGS, "epochs": 3, "output": str(out)}))
     events = EventAccumulator(str(out / trackers.TB_DIR), size_guidance={"images": 0})
