@@ -86,7 +86,9 @@ def _fetch(url: str, part: Path, timeout: float, progress: ProgressCallback | No
     if have:
         request.add_header("Range", f"bytes={have}-")
     try:
-        response = urllib.request.urlopen(request, timeout=timeout)
+        # A fresh opener reads the proxy variables now: urlopen's shared one keeps the
+        # environment of the first call in the process (torch.hub's, say).
+        response = urllib.request.build_opener().open(request, timeout=timeout)
     except urllib.error.HTTPError as exc:
         if exc.code == 416 and have:  # the part file is already whole
             return

@@ -43,8 +43,13 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
+PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
+
+
 @pytest.fixture
-def server():
+def server(monkeypatch):
+    for var in PROXY_VARS:  # the server is on loopback, whatever the developer's shell says
+        monkeypatch.delenv(var, raising=False)
     _Handler.ranges = []
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
@@ -75,6 +80,20 @@ def test_hash_mismatch_is_refused_and_deleted(server, tmp_path):
     with pytest.raises(ISpanError, match=f"starts with {PREFIX}, not deadbeef"):
         download(url, cache=tmp_path, timeout=5)
     assert not [p for p in tmp_path.rglob("*") if p.is_file()]  # nothing half-trusted left
+
+
+def test_the_proxy_environment_is_read_at_each_download(server, tmp_path, monkeypatch):
+    # urlopen's process-wide opener keeps the proxies of its first call (torch.hub's, in a test
+    # that routes downloads to a dead proxy); a download must follow the environment it runs in.
+    url = f"{server}/tsn_fixture_20200614-{PREFIX}.pth"
+    with monkeypatch.context() as mp:
+        mp.setenv("http_proxy", "http://127.0.0.1:9")
+        mp.delenv("no_proxy", raising=False)
+        mp.delenv("NO_PROXY", raising=False)
+        with pytest.raises(ISpanError, match="Connection refused"):
+            download(url, cache=tmp_path, timeout=5)
+    assert _Handler.ranges == []  # the request went to the proxy, not to the server
+    assert download(url, cache=tmp_path, timeout=5).read_bytes() == BODY
 
 
 @pytest.mark.slow  # a subprocess that imports torch

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import urllib.request
+
 import pytest
 import torch
 import torchvision
@@ -79,11 +81,14 @@ def test_imagenet_download_failure_says_what_to_do(tmp_path, monkeypatch):
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    with pytest.raises(
-        ISpanError,
-        match=r"could not download https://\S+resnet18\S+ .*; pass "
-        r"--pretrained PATH to a local state dict",
-    ):
-        Backbone("resnet18", pretrained="imagenet")
+    try:
+        with pytest.raises(
+            ISpanError,
+            match=r"could not download https://\S+resnet18\S+ .*; pass "
+            r"--pretrained PATH to a local state dict",
+        ):
+            Backbone("resnet18", pretrained="imagenet")
+    finally:  # torch.hub's urlopen kept an opener built with this dead proxy for the process
+        urllib.request.install_opener(None)
     with pytest.raises(ISpanError, match="tiny has no ImageNet weights"):
         Backbone("tiny", pretrained="imagenet")
