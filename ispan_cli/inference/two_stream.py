@@ -22,6 +22,7 @@ import numpy as np
 from ispan_cli.data.flow_format import JPEG_QUALITY, quantise
 from ispan_cli.data.flow_frames import centre_crop_flow, segment_starts
 from ispan_cli.errors import ISpanError, UsageError
+from ispan_cli.flow.methods import FlowMethod
 from ispan_cli.inference.inputs import InputItem
 from ispan_cli.inference.pipeline import (
     ClassifyOptions,
@@ -129,10 +130,13 @@ def load_two_stream(
 
 def load_flow_clip(
     path: str, segments: int, spec: FlowSpec, crop: int, resize: int, decoder: str = "auto",
-    stream: int | None = None,
+    stream: int | None = None, method: FlowMethod | None = None,
 ) -> FlowClip:  # fmt: skip
-    """The flow stream's input of ``path`` as the flow model's training and evaluation saw it."""
-    from ispan_cli.flow.methods import create_method
+    """The flow stream's input of ``path`` as the flow model's training and evaluation saw it.
+
+    ``method``: the spec's flow method made once by a caller that loops over videos (RAFT loads
+    its weights when made, OpenCV builds its solver), used from that caller's thread only:
+    OpenCV's solvers are not safe to share between threads. None: made for this video."""
     from ispan_cli.video import open_video
 
     start = time.perf_counter()
@@ -148,7 +152,12 @@ def load_flow_clip(
         frame_ids = np.unique(np.concatenate([unique, unique + 1]))
         frames = reader.read(frame_ids.tolist(), spec.short_side)  # (F, H, W, 3)
     decoded = time.perf_counter()
-    method = create_method(spec.method, "auto")
+    if method is None:
+        from ispan_cli.flow.methods import create_method
+
+        method = create_method(spec.method, "auto")
+    elif method.name != spec.method:
+        raise ValueError(f"a {method.name} flow method given for a {spec.method} flow spec")
     at = {int(f): i for i, f in enumerate(frame_ids)}
     levels = {}
     for f in unique.tolist():
@@ -178,8 +187,16 @@ def _jpeg(levels: np.ndarray) -> np.ndarray:
 def run_two_stream(
     rgb: Predictor, streams: TwoStream, items: Iterable[InputItem], options: ClassifyOptions
 ) -> Iterator[dict]:
-    """Yields one record per input, in input order: fused top-k, and each stream's."""
+    """Yields one record per input, in input order: fused top-k, and each stream's.
+
+    The flow method is made once for the whole run, not per video (RAFT would reload its weights
+    for each); the videos are read one after the other in the calling thread, so one method
+    object serves them all. A method this machine cannot run is one error before the first
+    record."""
+    from ispan_cli.flow.methods import create_method
+
     spec = replace(rgb.preprocessing, crops=options.crops)
+    method = create_method(streams.spec.method, "auto")
     flow_pre = streams.flow.preprocessing
     settings = {**options.settings(), **streams.settings()}
     w_rgb, w_flow = streams.weights
@@ -192,7 +209,7 @@ def run_two_stream(
             clip = load_clip(item.path, options.segments, spec, options.decoder, options.stream)
             flow_clip = load_flow_clip(
                 item.path, streams.segments or streams.flow.num_segments, streams.spec,
-                flow_pre.crop, flow_pre.resize, options.decoder, options.stream,
+                flow_pre.crop, flow_pre.resize, options.decoder, options.stream, method,
             )  # fmt: skip
             t0 = time.perf_counter()
             p_rgb = rgb.predict(clip.data[None])[0]  # (C,)

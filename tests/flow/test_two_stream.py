@@ -359,3 +359,52 @@ def test_visualize_shows_a_flow_streams_attention_over_its_stacks(motion_data, t
             torch.from_numpy(clip.data)
         )
     assert np.allclose(saved["fused"], attention_mass(expected.fused.numpy())[0], atol=1e-5)
+
+
+@pytest.mark.parametrize("method", ["dis", "tvl1"])
+def test_one_flow_method_serves_every_video_of_a_run(motion_data, tmp_path, monkeypatch, method):
+    # the method is made once per run, not per video (RAFT reloaded its weights for each), and
+    # the records are those of a method made for each video alone: no state carries over
+    import torch
+
+    import ispan_cli.flow.methods as methods
+    from ispan_cli.inference.inputs import InputItem
+    from ispan_cli.inference.pipeline import ClassifyOptions
+    from ispan_cli.inference.two_stream import load_flow_clip, run_two_stream, two_stream
+    from ispan_cli.nn import create_model, save_model
+    from ispan_cli.runtime.loading import load_model
+    from ispan_cli.video.flow_spec import FlowSpec
+    from ispan_cli.video.preprocess import PreprocessSpec
+
+    data, _ = motion_data
+    videos = sorted(str(p) for p in (data / "val").rglob("*.mkv"))  # both motions, 2 each
+    assert len(videos) == 4
+    torch.manual_seed(3)
+    model = create_model("tsn_tiny", labels=tuple(CLASSES), modality="flow", flow_length=2,
+                         input_size=64, num_segments=2)  # fmt: skip
+    spec = FlowSpec(method, 20.0, length=2)
+    extra = {"flow": spec.to_dict(), "preprocessing": PreprocessSpec(73, 64).to_dict()}
+    flow = load_model(str(save_model(model.eval(), tmp_path / "flow", extra=extra)), device="cpu")
+    expected = []
+    for video in videos:  # a method made per call, scored by the PyTorch model directly
+        clip = load_flow_clip(video, 2, spec, 64, 73)
+        with torch.no_grad():
+            expected.append(flow.model(torch.from_numpy(clip.data)).softmax(-1)[0].numpy())
+
+    made: list[tuple[str, str]] = []
+    real = methods.create_method
+
+    def counted(name: str, device: str = "auto"):
+        made.append((name, device))
+        return real(name, device)
+
+    monkeypatch.setattr(methods, "create_method", counted)
+    rgb = load_model(str(_rgb_model(tmp_path / "rgb")), device="cpu").predictor()
+    streams = two_stream(rgb, flow.predictor(), spec, (1.0, 1.5))
+    items = [InputItem(v) for v in videos]
+    records = list(run_two_stream(rgb, streams, items, ClassifyOptions(2, topk=2)))
+    assert made == [(method, "auto")]
+    for record, p_flow in zip(records, expected, strict=True):
+        assert record["error"] is None
+        by_label = {e["label"]: e["score"] for e in record["streams"]["flow"]["topk"]}
+        assert np.allclose([by_label[c] for c in CLASSES], p_flow, rtol=0, atol=1e-6)
