@@ -7,6 +7,13 @@ runtime side by side in one run, on the same videos.
 - end-to-end: the real classify pipeline (background decoding, batching) over all videos, wall
   clock, so it is what ``ispan classify`` achieves;
 - memory: peak RSS while that runtime loads and runs, and what it added to the process.
+
+A flow model (a FlowSpec in its config) is measured on its own input, the K stacks of L flows
+``classify --flow-model`` computes for it (``inference.two_stream.load_flow_clip``, one flow
+method made for the whole run): "decode" is decoding the frames those flows need, "preprocess"
+computing, quantising and cropping the flows; end to end is the flow stream as ``classify
+--flow-model`` runs it, one video after the other. Its int8 copy is calibrated on flow stacks too,
+by the function ``ispan export --int8`` calibrates a flow model with.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from ispan_cli.identity import ModelIdentity
 
 Progress = Callable[[str], None]
 RUNTIMES = ("torch", "onnx", "onnx-int8")
+CALIBRATION_SEED = 500  # int8's generated clips: seeds from here, apart from the benchmark's
 
 
 @dataclass(frozen=True)
@@ -77,6 +85,7 @@ class BenchmarkResult:
     machine: dict
     runtimes: list[RuntimeResult] = field(default_factory=list)
     visualize: dict | None = None
+    flow: dict | None = None  # a flow model's FlowSpec: its input is flow stacks, not frames
 
     def to_dict(self) -> dict:
         return {
@@ -93,6 +102,7 @@ class BenchmarkResult:
                 for r in self.runtimes
             ],
             "visualize": self.visualize,
+            "flow": self.flow,
         }
 
 
@@ -181,13 +191,26 @@ def run_benchmark(options: BenchmarkOptions, progress: Progress | None = None) -
         else:  # on the CPU: exported from there; the torch runtime moves it to --device
             loaded = load_model(options.model, device="cpu", allow_registry=True)
             identity = loaded.identity
-        model, doc = loaded.model, loaded.document
+        model, doc, flow = loaded.model, loaded.document, loaded.flow
         spec = replace(loaded.preprocessing, crops=1)
         del loaded  # the probe session of an .onnx file is not one of the measured runtimes
         k = options.segments or int(doc["model"].get("num_segments", 8))
-        say(f"decoding and preprocessing {len(videos)} videos (K={k})")
+        method = None
+        if flow is not None:
+            from ispan_cli.flow.methods import create_method
+
+            if options.visualize:
+                raise UsageError(
+                    "--visualize times classify, which runs RGB models; drop it for a flow model"
+                )
+            # once for the run (RAFT loads its weights); a method this machine cannot run is
+            # one error before any work
+            method = create_method(flow.method, "auto")
+            say(f"decoding and computing {flow.method} flow of {len(videos)} videos (K={k})")
+        else:
+            say(f"decoding and preprocessing {len(videos)} videos (K={k})")
         clips, decode_ms, preprocess_ms = _decode(
-            videos, k, spec, options.decoder, options.codec_threads
+            videos, k, spec, options.decoder, options.codec_threads, flow, method
         )
         result = BenchmarkResult(
             model={
@@ -203,6 +226,7 @@ def run_benchmark(options: BenchmarkOptions, progress: Progress | None = None) -
             decode_ms=decode_ms,
             preprocess_ms=preprocess_ms,
             machine=_machine(options.device, plan),
+            flow=None if flow is None else flow.to_dict(),
         )
         onnx_path = Path(options.model) if is_onnx_file else None
         predictors = {}
@@ -211,8 +235,9 @@ def run_benchmark(options: BenchmarkOptions, progress: Progress | None = None) -
             if runtime != "torch" and onnx_path is None:
                 onnx_path = _export(model, doc, identity, tmp, say)
             predictors[runtime], run = _load_and_run(
-                runtime, model, identity, spec, onnx_path, clips, videos, options, tmp, say, spin
-            )
+                runtime, model, identity, spec, onnx_path, clips, videos, options, tmp, say, spin,
+                flow, method,
+            )  # fmt: skip
             result.runtimes.append(run)
         say("timing the model alone, runtimes taking turns")
         medians, outputs = _time_interleaved(predictors, clips, options.batch_size)
@@ -236,16 +261,28 @@ def run_benchmark(options: BenchmarkOptions, progress: Progress | None = None) -
 
 
 def _decode(
-    videos, k: int, spec, decoder: str, codec_threads: int = 0
+    videos, k: int, spec, decoder: str, codec_threads: int = 0, flow=None, method=None
 ) -> tuple[list[np.ndarray], float, float]:
+    """Each video's model input, (1, K, C, S, S), and the median decode and preprocess ms: RGB
+    clips, or for a flow model (``flow``: its FlowSpec) its flow stacks, "preprocess" then being
+    the flow's computation."""
+    from ispan_cli.inference.two_stream import load_flow_clip
     from ispan_cli.video.clip import load_clip
 
     clips, dec, pre = [], [], []
     for video in videos:
-        clip = load_clip(str(video), k, spec, decoder, threads=codec_threads)
-        clips.append(clip.data)
-        dec.append(clip.decode_ms)
-        pre.append(clip.preprocess_ms)
+        if flow is None:
+            clip = load_clip(str(video), k, spec, decoder, threads=codec_threads)
+            clips.append(clip.data)
+            dec.append(clip.decode_ms)
+            pre.append(clip.preprocess_ms)
+        else:
+            stacks = load_flow_clip(
+                str(video), k, flow, spec.crop, spec.resize, decoder, method=method
+            )
+            clips.append(stacks.data)
+            dec.append(stacks.decode_ms)
+            pre.append(stacks.flow_ms)
     return clips, statistics.median(dec), statistics.median(pre)
 
 
@@ -267,19 +304,24 @@ def _export(model, doc, identity, tmp: Path, say) -> Path:
     return export_onnx(model, path, info)
 
 
-def _int8_file(onnx_path: Path, clips, spec, options, tmp: Path, say) -> Path:
-    """Quantizes once, calibrated on generated clips other than the benchmark's."""
-    from ispan_cli.export.quantize import load_clips, quantize_int8
+def _int8_file(onnx_path: Path, clips, spec, options, tmp: Path, say, flow=None) -> Path:
+    """Quantizes once, calibrated on generated clips other than the benchmark's: their RGB
+    clips, or a flow model's flow stacks (``flow``), made as ``ispan export --int8`` makes them."""
+    from ispan_cli.export.quantize import model_inputs, quantize_int8
     from ispan_cli.video.synthetic import write_synthetic_video
 
     int8_path = tmp / "model.int8.onnx"
     if not int8_path.exists():
-        say(f"quantizing to int8 (calibration: {options.calibration_clips} other clips)")
+        what = "clips" if flow is None else f"clips' {flow.method} flow"
+        say(f"quantizing to int8 (calibration: {options.calibration_clips} other {what})")
         cal = [
-            write_synthetic_video(tmp / f"cal{i:03d}.mp4", options.seconds, seed=500 + i)
+            write_synthetic_video(
+                tmp / f"cal{i:03d}.mp4", options.seconds, seed=CALIBRATION_SEED + i
+            )
             for i in range(options.calibration_clips)
         ]
-        quantize_int8(onnx_path, int8_path, load_clips(cal, clips[0].shape[1], spec))
+        inputs = model_inputs(cal, clips[0].shape[1], spec, options.decoder, flow=flow)
+        quantize_int8(onnx_path, int8_path, inputs.require(len(cal), "the calibration clips"))
     return int8_path
 
 
@@ -296,20 +338,23 @@ def _predictor(runtime, model, identity, spec, path, options, spin: bool = False
 
 
 def _load_and_run(
-    runtime, model, identity, spec, onnx_path, clips, videos, options, tmp, say, spin=False
-):
-    """Loads one runtime and runs the classify pipeline end to end, watching memory."""
+    runtime, model, identity, spec, onnx_path, clips, videos, options, tmp, say, spin=False,
+    flow=None, method=None,
+):  # fmt: skip
+    """Loads one runtime and runs the classify pipeline end to end, watching memory (a flow
+    model: its flow stream as ``classify --flow-model`` runs it, see :func:`_flow_stream`)."""
     from ispan_cli.inference.inputs import InputItem
     from ispan_cli.inference.pipeline import ClassifyOptions, run_classify
 
     path = onnx_path
+    k = clips[0].shape[1]
     if runtime == "onnx-int8":  # quantizing is preparation, not part of the runtime's memory
-        path = _int8_file(onnx_path, clips, spec, options, tmp, say)
+        path = _int8_file(onnx_path, clips, spec, options, tmp, say, flow)
     with PeakMemory() as memory:
         predictor = _predictor(runtime, model, identity, spec, path, options, spin)
         predictor.predict(clips[0][None])  # warm-up: allocations, kernel choice, TensorRT build
         classify = ClassifyOptions(
-            segments=clips[0].shape[1],
+            segments=k,
             crops=1,
             topk=1,
             decoder=options.decoder,
@@ -319,12 +364,15 @@ def _load_and_run(
         )
         items = [InputItem(str(v)) for v in videos]
         start = time.perf_counter()
-        records = list(run_classify(predictor, items, classify))
+        if flow is None:
+            records = list(run_classify(predictor, items, classify))
+            failed = [r["error"] for r in records if r["error"]]
+        else:
+            failed = _flow_stream(predictor, videos, k, spec, flow, method, options.decoder)
         wall = time.perf_counter() - start
-    failed = [r for r in records if r["error"]]
     note = getattr(predictor, "provider", "")
     if failed:
-        note = f"{note}; {len(failed)} video(s) failed: {failed[0]['error']}"
+        note = f"{note}; {len(failed)} video(s) failed: {failed[0]}"
     return predictor, RuntimeResult(
         runtime=runtime,
         device=predictor.device,
@@ -334,6 +382,24 @@ def _load_and_run(
         added_rss_mb=(memory.peak - memory.start) / 2**20,
         note=note,
     )
+
+
+def _flow_stream(predictor, videos, k: int, spec, flow, method, decoder: str) -> list[str]:
+    """A flow model end to end as ``classify --flow-model`` runs its stream: per video, one
+    after the other, the flow stacks (``load_flow_clip``) then the model; the failures' messages."""
+    from ispan_cli.errors import ISpanError
+    from ispan_cli.inference.two_stream import load_flow_clip
+
+    failed = []
+    for video in videos:
+        try:
+            stacks = load_flow_clip(
+                str(video), k, flow, spec.crop, spec.resize, decoder, method=method
+            )
+            predictor.predict(stacks.data[None])  # (1, 1, K, 2L, S, S)
+        except ISpanError as exc:
+            failed.append(str(exc))
+    return failed
 
 
 def _time_interleaved(predictors: dict, clips, batch_size: int, rounds: int = 2):
