@@ -24,7 +24,7 @@ from ispan_cli.data.clips import ClipSettings, GlobalBatchSampler, collate
 from ispan_cli.data.flow_clips import clips_for, flow_spec_for, with_flow
 from ispan_cli.data.skips import RunSkips, write_summary
 from ispan_cli.engine import checkpoint as ckpt
-from ispan_cli.engine.config import TrainConfig, config_changes, explicit
+from ispan_cli.engine.config import TrainConfig
 from ispan_cli.engine.distributed import (
     World,
     all_gather_objects,
@@ -39,7 +39,6 @@ from ispan_cli.engine.init_from import InitReport, freeze, frozen_modules, init_
 from ispan_cli.engine.metrics import video_loss, video_metrics
 from ispan_cli.engine.optim import freeze_partial_bn, make_optimizer, make_scheduler
 from ispan_cli.engine.precise_bn import recompute_bn_stats
-from ispan_cli.engine.recipes import RECIPE_FIELDS
 from ispan_cli.engine.recipes import describe as describe_recipe
 from ispan_cli.engine.report import plot_curves, write_metrics
 from ispan_cli.engine.report_images import Reading
@@ -58,7 +57,6 @@ from ispan_cli.video.preprocess import default_spec
 
 log = logging.getLogger("ispan.train")
 RUN_LOG = "train.log"
-CHECKPOINTS = ckpt.CHECKPOINTS
 BEST_MODEL = "best"
 TRACK_EVERY = 5  # steps between the trackers' step-level scalars
 
@@ -99,7 +97,6 @@ class _Run:
     ) -> None:
         self.cfg, self.world, self.report, self.resume = cfg, world, report, resume
         self.out = Path(cfg.output)
-        self.last_path = self.out / CHECKPOINTS / ckpt.LAST
         # every listed video the run does not use, and why
         self.skips = RunSkips(cfg.max_skipped, self._message, self._warn, log, RUN_LOG)
         self.budget = Budget(cfg.time_limit_s)  # counted from here: the data check counts too
@@ -111,7 +108,7 @@ class _Run:
     # -- setup -----------------------------------------------------------------------------------
     def run(self) -> TrainResult:
         cfg, world = self.cfg, self.world
-        state = self._resume_state()
+        state, self.cfg = ckpt.resume_state(self.out, self.cfg, self.resume)
         self.tracker_names = parse_trackers(cfg.log) if world.main else ()
         check_installed(self.tracker_names)  # before any work: a missing extra is one line
         if world.main:
@@ -189,11 +186,15 @@ class _Run:
         self.history: list[dict[str, Any]] = []
         self.partial = _zero_sums()
         if state is not None:
-            self._load(state)
+            ckpt.restore(self, state)
+            self._message(
+                f"resumed from {ckpt.state_path(self.out)} at epoch {self.epoch + 1}, step "
+                f"{self.step_in_epoch}/{self.steps}"
+            )
         self.trackers = Trackers([], self._warn)
         self._images: EvaluationImages | None = None  # the trackers' pictures, once evaluated
         if self.tracker_names:
-            ids = state.get("trackers", {}) if state is not None else {}
+            ids = ckpt.tracker_ids(state)
             options = {"mlflow_uri": cfg.mlflow_uri, "experiment": cfg.experiment,
                        "run_name": cfg.run_name}  # fmt: skip
             try:
@@ -207,71 +208,6 @@ class _Run:
             return self._loop(resumed=state is not None)
         finally:
             self.trackers.close()
-
-    def _resume_state(self) -> dict[str, Any] | None:
-        exists = self.last_path.is_file()
-        if self.resume is True and not exists:
-            raise UsageError(f"--resume: {self.out} holds no run ({self.last_path} is missing)")
-        if exists and self.resume is False:
-            raise UsageError(
-                f"{self.out} already holds a run; resume it (drop --no-resume) or choose another "
-                "--output"
-            )
-        if not exists:
-            return None
-        state = ckpt.load_state(self.last_path)
-        # runs saved before output_norm existed were trained without it
-        saved = TrainConfig.from_dict({"output_norm": False, **state["config"]})
-        # settings the user did not give (a recipe's, the range test's) are the run's own
-        inherited = {
-            k: getattr(saved, k)
-            for k in (*RECIPE_FIELDS, "recipe")
-            if not explicit(self.cfg.origins.get(k))
-        }
-        if inherited:
-            origins = {k: v for k, v in self.cfg.origins.items() if k not in inherited}
-            origins.update({k: v for k, v in saved.origins.items() if k in inherited})
-            self.cfg = self.cfg.replace(**inherited, origins=origins)
-        changes = config_changes(saved, self.cfg)
-        if changes:
-            raise UsageError(
-                f"{self.out} holds a run with other settings ({'; '.join(changes)}); use the same "
-                "settings to resume it, or another --output"
-            )
-        return state
-
-    def _load(self, state: dict[str, Any]) -> None:
-        self.model.load_state_dict(state["model"])
-        try:
-            self.optimizer.load_state_dict(state["optimizer"])
-        except ValueError as exc:  # parameter groups differ: written by another ispan version
-            raise ISpanError(
-                f"{self.last_path} holds an optimizer state of another layout ({exc}); it was "
-                "written by another ispan version: start again with another --output"
-            ) from exc
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.scaler.load_state_dict(state["scaler"])
-        ckpt.set_rng_state(state["rng"])
-        self.epoch, self.step_in_epoch = state["epoch"], state["step_in_epoch"]
-        self.global_step, self.best = state["global_step"], state["best"]
-        if state.get("init"):
-            self.init = InitReport.from_dict(state["init"])
-        if "monitor" in state:
-            self.monitor = Monitor.from_dict(state["monitor"])
-        else:  # written before --monitor: the best was chosen by top-1
-            self.monitor.best = self.best
-        self.history, self.partial = state["history"], state["partial"]
-        for path, message in state.get("skipped_later", {}).items():
-            self.skips.fail(path, message, quiet=True)
-        # the optimizer's state holds the lr of the step where it was saved; the scheduler (built
-        # for this run's length, which may be longer on resume) sets it from its position
-        last_lr = self.scheduler.get_last_lr()
-        for group, lr in zip(self.optimizer.param_groups, last_lr, strict=True):
-            group["lr"] = lr
-        self._message(
-            f"resumed from {self.last_path} at epoch {self.epoch + 1}, step "
-            f"{self.step_in_epoch}/{self.steps}"
-        )
 
     # -- the loop --------------------------------------------------------------------------------
     def _loop(self, resumed: bool) -> TrainResult:
@@ -669,27 +605,9 @@ class _Run:
     def _save_last(self, best: bool = False) -> None:
         if not self.world.main:
             return
-        state = {
-            "format": "ispan-train-state",
-            "config": self.cfg.to_dict(),
-            "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "scaler": self.scaler.state_dict(),
-            "rng": ckpt.rng_state(),
-            "epoch": self.epoch,
-            "step_in_epoch": self.step_in_epoch,
-            "global_step": self.global_step,
-            "best": self.best,
-            "monitor": self.monitor.to_dict(),
-            "init": self.init.to_dict() if self.init is not None else {},
-            "trackers": self.trackers.run_ids(),
-            "history": self.history,
-            "partial": self.partial,
-            "skipped_later": self.skips.later,
-        }
+        state = ckpt.run_state(self)
         t0 = time.perf_counter()
-        ckpt.save_state(state, self.out / CHECKPOINTS / (ckpt.BEST if best else ckpt.LAST))
+        ckpt.save_state(state, ckpt.state_path(self.out, best))
         self.budget.record("checkpoint", time.perf_counter() - t0)
 
     def _check_data(self) -> None:
