@@ -107,8 +107,9 @@ class _Run:
 
     # -- setup -----------------------------------------------------------------------------------
     def run(self) -> TrainResult:
-        cfg, world = self.cfg, self.world
+        # first: a resume may give the run its own recipe values, which the model is built with
         state, self.cfg = ckpt.resume_state(self.out, self.cfg, self.resume)
+        cfg, world = self.cfg, self.world
         self.tracker_names = parse_trackers(cfg.log) if world.main else ()
         check_installed(self.tracker_names)  # before any work: a missing extra is one line
         if world.main:

@@ -102,11 +102,22 @@ def test_defaults_from_scratch_reach_90_percent(tmp_path: Path) -> None:
     assert "## Recipe" in (run / "best" / "README.md").read_text()
 
 
-def test_resume_keeps_the_runs_own_recipe_values(tmp_path: Path) -> None:
+def test_resume_keeps_the_runs_own_recipe_values(tmp_path: Path, monkeypatch) -> None:
     """A run saved by an ispan without recipes (lr 0.001 from the old defaults, no origins)
-    resumes under the same command: values the user did not give are the run's own."""
+    resumes under the same command: values the user did not give are the run's own, in the
+    saved settings and in the model the run goes on with."""
+    import ispan_cli.nn
     from ispan_cli.engine import checkpoint
     from ispan_cli.engine.launch import TrainOptions, run_training
+
+    built = []
+    real_create_model = ispan_cli.nn.create_model
+
+    def create_model(*args, **kwargs):  # the real model, kept to look at
+        built.append(real_create_model(*args, **kwargs))
+        return built[-1]
+
+    monkeypatch.setattr(ispan_cli.nn, "create_model", create_model)
 
     out = tmp_path / "run"
     settings = {**SETTINGS, "synthetic_train": 8, "output": str(out)}
@@ -124,6 +135,7 @@ def test_resume_keeps_the_runs_own_recipe_values(tmp_path: Path) -> None:
     assert saved["epoch"] == 2, "the run was not resumed"
     training = saved["config"]
     assert (training["lr"], training["dropout"], training["epochs"]) == (0.001, 0.8, 2)
+    assert built[-1].dropout.p == 0.8  # the resumed model too, not the recipe's dropout
     # an explicit value that differs is still a settings change
     with pytest.raises(UsageError, match=r"lr: 0\.001 -> 0\.5"):
         run_training(TrainOptions(settings={**settings, "epochs": 3, "lr": 0.5}))
