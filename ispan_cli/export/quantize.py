@@ -134,9 +134,12 @@ def model_inputs(
     model's method and bound exactly as ``classify --flow-model`` computes them."""
     from dataclasses import replace
 
+    from ispan_cli.flow.methods import create_method
     from ispan_cli.inference.two_stream import load_flow_clip
     from ispan_cli.video.clip import load_clip
 
+    # made once: RAFT loads its weights when made; a method this machine lacks is one error here
+    method = None if flow is None else create_method(flow.method, "auto")
     clips, failures = [], []
     for n, video in enumerate(videos):
         # a broken file among calibration clips is not worth failing the export for
@@ -144,7 +147,9 @@ def model_inputs(
             if flow is None:
                 clips.append(load_clip(str(video), segments, replace(spec, crops=1), decoder).data)
             else:
-                clip = load_flow_clip(str(video), segments, flow, spec.crop, spec.resize, decoder)
+                clip = load_flow_clip(
+                    str(video), segments, flow, spec.crop, spec.resize, decoder, method=method
+                )
                 clips.append(clip.data)
         except ISpanError as exc:
             failures.append(str(exc))

@@ -408,3 +408,29 @@ def test_one_flow_method_serves_every_video_of_a_run(motion_data, tmp_path, monk
         assert record["error"] is None
         by_label = {e["label"]: e["score"] for e in record["streams"]["flow"]["topk"]}
         assert np.allclose([by_label[c] for c in CLASSES], p_flow, rtol=0, atol=1e-6)
+
+
+def test_int8_calibration_makes_one_flow_method_for_all_its_clips(motion_data, monkeypatch):
+    # export --int8 and benchmark --int8 of a flow model: one method for the calibration set
+    import ispan_cli.flow.methods as methods
+    from ispan_cli.export.quantize import model_inputs
+    from ispan_cli.inference.two_stream import load_flow_clip
+    from ispan_cli.video.flow_spec import FlowSpec
+    from ispan_cli.video.preprocess import PreprocessSpec
+
+    data, _ = motion_data
+    videos = sorted(str(p) for p in (data / "val").rglob("*.mkv"))
+    spec = FlowSpec("dis", 20.0, length=2)
+    made: list[str] = []
+    real = methods.create_method
+
+    def counted(name: str, device: str = "auto"):
+        made.append(name)
+        return real(name, device)
+
+    monkeypatch.setattr(methods, "create_method", counted)
+    inputs = model_inputs(videos, 2, PreprocessSpec(73, 64), "auto", flow=spec)
+    assert made == ["dis"]
+    monkeypatch.setattr(methods, "create_method", real)
+    for got, video in zip(inputs.clips, videos, strict=True):  # as a method made per video
+        assert np.array_equal(got, load_flow_clip(video, 2, spec, 64, 73).data)
