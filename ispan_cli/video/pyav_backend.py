@@ -9,6 +9,7 @@ holds the wanted frames and the decoder's own few reference frames, whatever the
 from __future__ import annotations
 
 import contextlib
+import weakref
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -52,32 +53,38 @@ class PyAVReader(VideoReader):
         # whose first read failed (a demuxer that cannot go there, see _retry_seek)
         self._seek_k: int | None = None
         self._failed_seek: int | None = None
-        self._open()
-        self._use_scan(self._index_packets())
-        self._warnings: list[str] = []
-        self._truncated = False
-        self._damaged = self._scan.damaged_packets
-        self._keep: set[int] | None = None  # frames a fetch still wants; None: decode all
-        self._stop = 0  # the last frame of the current fetch run
-        self._first: av.VideoFrame | None = None  # frame 0, while the decoder stands on it
-        if self._index.num_frames == 0:
-            raise TruncatedVideoError(
-                f"{self.path} has a video stream but no frames{self._scan_note()}; the file is "
-                "truncated or empty inside: fetch or export it again"
-            )
-        # The scan left the demuxer at the end of the file. A fresh demuxer where frames are
-        # counted: it starts at frame 0 whatever the first packet's flags say. An index from
-        # the header read no packet: the demuxer still stands at the start.
-        if not self._scan.from_header:
-            self._seek(0, reopen=self._scan.sequential)
-        first = self._first_frame()
-        # FFmpeg reports the display matrix as counter-clockwise degrees; players turn the
-        # picture the other way round, so store the clockwise angle a viewer sees applied.
-        self._rotation = round(-first.rotation) % 360
-        self._coded = (first.width, first.height)
-        self._pix_fmt = first.format.name
-        self._bit_depth = first.format.components[0].bits if first.format.components else None
-        self._check_truncation()
+        try:
+            self._open()
+            self._use_scan(self._index_packets())
+            self._warnings: list[str] = []
+            self._truncated = False
+            self._damaged = self._scan.damaged_packets
+            self._keep: set[int] | None = None  # frames a fetch still wants; None: decode all
+            self._stop = 0  # the last frame of the current fetch run
+            self._first: av.VideoFrame | None = None  # frame 0, while the decoder stands on it
+            if self._index.num_frames == 0:
+                raise TruncatedVideoError(
+                    f"{self.path} has a video stream but no frames{self._scan_note()}; the file is "
+                    "truncated or empty inside: fetch or export it again"
+                )
+            # The scan left the demuxer at the end of the file. A fresh demuxer where frames are
+            # counted: it starts at frame 0 whatever the first packet's flags say. An index from
+            # the header read no packet: the demuxer still stands at the start.
+            if not self._scan.from_header:
+                self._seek(0, reopen=self._scan.sequential)
+            first = self._first_frame()
+            # FFmpeg reports the display matrix as counter-clockwise degrees; players turn the
+            # picture the other way round, so store the clockwise angle a viewer sees applied.
+            self._rotation = round(-first.rotation) % 360
+            self._coded = (first.width, first.height)
+            self._pix_fmt = first.format.name
+            self._bit_depth = first.format.components[0].bits if first.format.components else None
+            self._check_truncation()
+        except BaseException:
+            # nobody else can close a reader that is never returned; closing breaks the
+            # container's own cycle with its streams (see close)
+            self.close()
+            raise
 
     # -- opening -------------------------------------------------------------------------------
     def _index_packets(self) -> Scan:
@@ -120,7 +127,7 @@ class PyAVReader(VideoReader):
         ctx.options = {**ctx.options, "max_pixels": str(limit)}
         self._stream.thread_type = "AUTO"
         self._stream.thread_count = decode_threads(ctx.width or 0, ctx.height or 0, self._threads)
-        self._frames = self._decode()
+        self._start_decoding()
         self._pos = -1
         self._seek_k = OPENED
 
@@ -128,7 +135,16 @@ class PyAVReader(VideoReader):
         """The demuxer for this video (a subclass opens URLs, see ``video/remote.py``)."""
         return open_container(self.path)
 
+    def _start_decoding(self) -> None:
+        """Frames from where the demuxer stands, by a generator that sees the reader through
+        a weak proxy. The reader holds the generator; a strong reference back made a cycle
+        (reader -> generator -> its frame -> reader) that only the garbage collector frees,
+        so the codec context and FFmpeg's frame threads outlived close(), and a DataLoader
+        worker forked meanwhile hung freeing them (a child does not have those threads)."""
+        self._frames = type(self)._decode(weakref.proxy(self))
+
     def _decode(self) -> Iterator[av.VideoFrame]:
+        """Called on a weak proxy of the reader, by :meth:`_start_decoding` only."""
         assert self._container is not None
         ctx = self._stream.codec_context
         skipping = False
@@ -455,7 +471,7 @@ class PyAVReader(VideoReader):
         except (av.error.FFmpegError, OSError):
             self._open()  # a file the demuxer cannot seek in: decode forward from the start
             return
-        self._frames = self._decode()
+        self._start_decoding()
         self._pos = k - 1
         self._seek_k = k
         if self._scan.sequential:
@@ -501,9 +517,18 @@ class PyAVReader(VideoReader):
         return rgb
 
     def close(self) -> None:
+        # PyAV's container and its streams refer to each other: only close() (which drops the
+        # streams) frees them without the garbage collector
         if self._container is not None:
             self._container.close()
             self._container = None
+
+    def __del__(self) -> None:
+        # a reader dropped unclosed: its decoder goes now, in this process, not at the next
+        # collection (which may run in a forked child, see _start_decoding)
+        if getattr(self, "_container", None) is not None:
+            with contextlib.suppress(Exception):  # e.g. at interpreter shutdown
+                self.close()
 
 
 _AWAITING = -2
