@@ -72,7 +72,7 @@ def run_classify(
                     item = _checked(item)
                 if item.error is None:
                     future = pool.submit(
-                        load_clip,
+                        _load,
                         item.path,
                         options.segments,
                         spec,
@@ -133,15 +133,22 @@ class _InlineExecutor:
         pass
 
 
-def _result(item: InputItem, future: Future | None) -> tuple[Clip | None, str | None]:
-    if future is None:
-        return None, item.error
+def _load(path, segments, spec, decoder, stream, threads) -> tuple[Clip | None, str | None]:
+    """The clip, or why not, worked out where it is decoded: an exception handed over in a
+    Future keeps the frames of its traceback (the reader that raised, its decoder) in a cycle
+    with the future, left for the garbage collector."""
     try:
-        return future.result(), None
+        return load_clip(path, segments, spec, decoder, stream, threads), None
     except ISpanError as exc:
         return None, str(exc)
     except Exception as exc:  # a decoder crash on one file must not stop the job
         return None, f"{type(exc).__name__}: {exc}"
+
+
+def _result(item: InputItem, future: Future | None) -> tuple[Clip | None, str | None]:
+    if future is None:
+        return None, item.error
+    return future.result()
 
 
 def _score(predictor: Predictor, ready, options: ClassifyOptions) -> Iterator[dict]:

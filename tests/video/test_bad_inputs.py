@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 
@@ -28,7 +27,7 @@ from ispan_cli.video import (
 )
 
 from .conftest import _x264
-from .videogen import read_index
+from .videogen import read_index, write_audio_only
 
 
 def _cli(*args: str, prefix: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
@@ -66,7 +65,7 @@ def _bad_files(tmp: Path, make_video) -> dict[str, tuple[Path, type[VideoError],
     cv2.imwrite(str(tmp / "photo.png"), np.full((32, 32, 3), 128, np.uint8))
     shutil.move(tmp / "photo.png", tmp / "photo.mp4")
     out["image-with-video-extension"] = (tmp / "photo.mp4", NotAVideoError, "still image")
-    out["audio-only"] = (_audio_only(tmp / "song.m4a"), NoVideoStreamError, "audio")
+    out["audio-only"] = (write_audio_only(tmp / "song.m4a"), NoVideoStreamError, "audio")
     whole = make_video("trunc-src-mp4", "libx264", "mp4", num_frames=60, options=_x264())
     cut = tmp / "cut.mp4"
     cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])  # index (moov) is lost
@@ -78,16 +77,6 @@ def _bad_files(tmp: Path, make_video) -> dict[str, tuple[Path, type[VideoError],
     os.mkfifo(tmp / "pipe.mp4")
     out["fifo"] = (tmp / "pipe.mp4", NotAFileError, "not a regular file")
     return out
-
-
-def _audio_only(path: Path) -> Path:
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("aac", rate=16000)
-        frame = av.AudioFrame.from_ndarray(np.zeros((1, 16000), np.float32), "fltp", "mono")
-        frame.sample_rate, frame.pts = 16000, 0
-        for packet in [*stream.encode(frame), *stream.encode()]:
-            container.mux(packet)
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -26,6 +26,7 @@ import pytest
 from ispan_cli.errors import ISpanError
 from ispan_cli.video import VideoError, open_video
 from ispan_cli.video.synthetic import write_synthetic_video
+from tests.video.videogen import write_audio_only
 
 # what holds FFmpeg's memory and threads; PyAV's enum members are module-level and live forever
 AV_RESOURCES = (
@@ -76,13 +77,7 @@ def videos(tmp_path_factory) -> dict[str, Path]:
     data = whole.read_bytes()
     out["cut"] = root / "cut.mkv"
     out["cut"].write_bytes(data[: len(data) * 2 // 3])  # frames cut off mid-file
-    out["audio"] = root / "song.m4a"
-    with av.open(str(out["audio"]), "w") as container:
-        stream = container.add_stream("aac", rate=16000)
-        frame = av.AudioFrame.from_ndarray(np.zeros((1, 16000), np.float32), "fltp", "mono")
-        frame.sample_rate, frame.pts = 16000, 0
-        for packet in [*stream.encode(frame), *stream.encode()]:
-            container.mux(packet)
+    out["audio"] = write_audio_only(root / "song.m4a")
     return out
 
 
@@ -246,3 +241,24 @@ def test_a_child_forked_after_reading_collects_without_hanging(videos):
         timeout=120,
     )
     assert result.stdout.strip() == "exited", (result.stdout, result.stderr)
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_classify_leaves_nothing_for_the_collector_after_a_failed_video(videos, workers):
+    """An error handed from the decoding to the job (inline with ``--workers 0``, as the Python
+    API runs, or from a decode thread) must not keep the failed reader in a cycle: an exception
+    carried in a Future holds its traceback's frames, and those hold the future."""
+    from ispan_cli.inference.inputs import InputItem
+    from ispan_cli.inference.pipeline import ClassifyOptions, run_classify
+    from ispan_cli.runtime.loading import load_predictor
+
+    predictor = load_predictor("istpan-tiny-synthetic", "torch", "cpu", "fp32")
+    items = [InputItem(str(videos[name])) for name in ("audio", "clip", "audio")]
+    options = ClassifyOptions(segments=2, workers=workers, batch_size=2)
+    records: list[dict] = []
+    alive, garbage = left_for_the_collector(
+        lambda: records.extend(run_classify(predictor, items, options))
+    )
+    assert ["no video stream" in (r["error"] or "") for r in records] == [True, False, True]
+    assert alive == [], f"PyAV objects only a collection can free: {alive}"
+    assert garbage == [], f"PyAV objects in reference cycles: {garbage}"

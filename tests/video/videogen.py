@@ -122,3 +122,14 @@ def _write_silence(container, stream, seconds: float) -> None:
         container.mux(packet)
     for packet in stream.encode():
         container.mux(packet)
+
+
+def write_audio_only(path: Path) -> Path:
+    """A one-second AAC file: a container with no video stream."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("aac", rate=16000)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 16000), np.float32), "fltp", "mono")
+        frame.sample_rate, frame.pts = 16000, 0
+        for packet in [*stream.encode(frame), *stream.encode()]:
+            container.mux(packet)
+    return path
