@@ -2,11 +2,15 @@
 runtime side by side in one run, on the same videos.
 
 - decode / preprocess: each video once, serially (what one video costs before the model);
-- model: ``predict`` on batches of preprocessed clips, after a warm-up, the runtimes taking
-  turns batch by batch (two rounds), median per runtime;
+- model: ``predict`` on batches of preprocessed clips, after a warm-up: a pass over every clip;
 - end-to-end: the real classify pipeline (background decoding, batching) over all videos, wall
   clock, so it is what ``ispan classify`` achieves;
-- memory: peak RSS while that runtime loads and runs, and what it added to the process.
+- model and end to end are timed in rounds (``rounds``, 3): in each, every runtime in turn makes
+  a model pass and then an end-to-end pass, so the two passes a ratio compares run seconds apart
+  and a change in the machine's speed hits both. A runtime's speeds are the medians over the
+  rounds, and "end to end / model" the median of the rounds' ratios (each round is in the JSON);
+- memory: peak RSS while that runtime loads and makes a first end-to-end pass (a warm-up, not
+  timed), and what it added to the process.
 
 A flow model (a FlowSpec in its config) is measured on its own input, the K stacks of L flows
 ``classify --flow-model`` computes for it (``inference.two_stream.load_flow_clip``, one flow
@@ -54,6 +58,7 @@ class BenchmarkOptions:
     visualize: bool = False  # also time visualize against classify (torch)
     threads: int = 0  # intra-op threads for torch and onnxruntime; 0: the thread plan's
     codec_threads: int = 0  # FFmpeg threads per decode worker; set from the thread plan
+    rounds: int = 3  # model-only and end-to-end passes per runtime, in turns (see above)
 
 
 @dataclass
@@ -64,13 +69,14 @@ class RuntimeResult:
     end_to_end_videos_per_s: float
     peak_rss_mb: float
     added_rss_mb: float
-    model_ms: float = 0.0  # per video, median over the interleaved runs
+    model_ms: float = 0.0  # per video, median over the rounds' model passes
     model_videos_per_s: float = 0.0
-    end_to_end_over_model: float = 0.0  # the pipeline's share of the model's speed (target 0.95)
+    end_to_end_over_model: float = 0.0  # the median round's end to end / model (target 0.95)
     top1_agreement: float | None = None  # with the reference runtime, on the benchmark videos
     max_abs_prob_diff: float | None = None
     reference: str | None = None
     note: str = ""
+    rounds: list[dict] = field(default_factory=list)  # per round: model_s, end_to_end_s a video
 
 
 @dataclass
@@ -131,8 +137,8 @@ def _check(options: BenchmarkOptions) -> None:
     unknown = [r for r in options.runtimes if r not in RUNTIMES]
     if unknown or not options.runtimes:
         raise UsageError(f"runtimes must be among {', '.join(RUNTIMES)}, got {unknown}")
-    if options.count < 1 or options.batch_size < 1:
-        raise UsageError("--count and --batch-size must be at least 1")
+    if options.count < 1 or options.batch_size < 1 or options.rounds < 1:
+        raise UsageError("--count, --batch-size and --rounds must be at least 1")
     for video in options.videos:
         if not Path(video).is_file():
             raise UsageError(f"{video} is not a file")
@@ -239,12 +245,10 @@ def run_benchmark(options: BenchmarkOptions, progress: Progress | None = None) -
                 flow, method,
             )  # fmt: skip
             result.runtimes.append(run)
-        say("timing the model alone, runtimes taking turns")
-        medians, outputs = _time_interleaved(predictors, clips, options.batch_size)
+        say(f"timing the model alone and end to end, {options.rounds} rounds, runtimes in turn")
+        end_to_end = _EndToEnd(videos, clips[0].shape[1], spec, options, flow, method)
+        outputs = _time_in_rounds(predictors, clips, end_to_end, result.runtimes, options)
         for run in result.runtimes:
-            run.model_ms = medians[run.runtime] * 1e3
-            run.model_videos_per_s = 1 / medians[run.runtime]
-            run.end_to_end_over_model = run.end_to_end_videos_per_s / run.model_videos_per_s
             reference = "onnx" if run.runtime == "onnx-int8" else "torch"
             if run.runtime != reference and reference in outputs:
                 ref, probs = outputs[reference], outputs[run.runtime]
@@ -341,10 +345,8 @@ def _load_and_run(
     runtime, model, identity, spec, onnx_path, clips, videos, options, tmp, say, spin=False,
     flow=None, method=None,
 ):  # fmt: skip
-    """Loads one runtime and runs the classify pipeline end to end, watching memory (a flow
-    model: its flow stream as ``classify --flow-model`` runs it, see :func:`_flow_stream`)."""
-    from ispan_cli.inference.inputs import InputItem
-    from ispan_cli.inference.pipeline import ClassifyOptions, run_classify
+    """Loads one runtime and makes a first end-to-end pass (the pipeline's warm-up, untimed),
+    watching memory."""
 
     path = onnx_path
     k = clips[0].shape[1]
@@ -353,23 +355,7 @@ def _load_and_run(
     with PeakMemory() as memory:
         predictor = _predictor(runtime, model, identity, spec, path, options, spin)
         predictor.predict(clips[0][None])  # warm-up: allocations, kernel choice, TensorRT build
-        classify = ClassifyOptions(
-            segments=k,
-            crops=1,
-            topk=1,
-            decoder=options.decoder,
-            batch_size=options.batch_size,
-            workers=options.workers,
-            codec_threads=options.codec_threads,
-        )
-        items = [InputItem(str(v)) for v in videos]
-        start = time.perf_counter()
-        if flow is None:
-            records = list(run_classify(predictor, items, classify))
-            failed = [r["error"] for r in records if r["error"]]
-        else:
-            failed = _flow_stream(predictor, videos, k, spec, flow, method, options.decoder)
-        wall = time.perf_counter() - start
+        _, failed = _EndToEnd(videos, k, spec, options, flow, method).run(predictor)
     note = getattr(predictor, "provider", "")
     if failed:
         note = f"{note}; {len(failed)} video(s) failed: {failed[0]}"
@@ -377,7 +363,7 @@ def _load_and_run(
         runtime=runtime,
         device=predictor.device,
         precision=getattr(predictor, "precision", "fp32"),
-        end_to_end_videos_per_s=len(videos) / wall,
+        end_to_end_videos_per_s=0.0,  # from the timed rounds
         peak_rss_mb=memory.peak / 2**20,
         added_rss_mb=(memory.peak - memory.start) / 2**20,
         note=note,
@@ -402,25 +388,65 @@ def _flow_stream(predictor, videos, k: int, spec, flow, method, decoder: str) ->
     return failed
 
 
-def _time_interleaved(predictors: dict, clips, batch_size: int, rounds: int = 2):
-    """Per runtime: median seconds per video of ``predict`` and the probabilities.
+@dataclass
+class _EndToEnd:
+    """One end-to-end pass over the videos: the classify pipeline (a flow model: its stream as
+    ``classify --flow-model`` runs it, see :func:`_flow_stream`)."""
 
-    The runtimes take turns on each batch, so a change in background load hits all of them
-    alike and the ratios stay meaningful on a shared machine.
-    """
-    batches = [np.stack(clips[i : i + batch_size]) for i in range(0, len(clips), batch_size)]
-    times: dict[str, list[float]] = {name: [] for name in predictors}
-    probs: dict[str, list[np.ndarray]] = {name: [] for name in predictors}
-    for r in range(rounds):
-        for batch in batches:
-            for name, predictor in predictors.items():
-                start = time.perf_counter()
-                out = predictor.predict(batch)
-                times[name].append((time.perf_counter() - start) / len(batch))
-                if r == 0:
-                    probs[name].append(out)
-    medians = {name: statistics.median(t) for name, t in times.items()}
-    return medians, {name: np.concatenate(p) for name, p in probs.items()}
+    videos: list
+    segments: int
+    spec: object
+    options: BenchmarkOptions
+    flow: object = None
+    method: object = None
+
+    def run(self, predictor) -> tuple[float, list[str]]:
+        """(seconds per video, the failed videos' messages)."""
+        from ispan_cli.inference.inputs import InputItem
+        from ispan_cli.inference.pipeline import ClassifyOptions, run_classify
+
+        o = self.options
+        start = time.perf_counter()
+        if self.flow is None:
+            classify = ClassifyOptions(
+                segments=self.segments, crops=1, topk=1, decoder=o.decoder,
+                batch_size=o.batch_size, workers=o.workers, codec_threads=o.codec_threads,
+            )  # fmt: skip
+            items = [InputItem(str(v)) for v in self.videos]
+            failed = [r["error"] for r in run_classify(predictor, items, classify) if r["error"]]
+        else:
+            failed = _flow_stream(
+                predictor, self.videos, self.segments, self.spec, self.flow, self.method, o.decoder
+            )
+        return (time.perf_counter() - start) / len(self.videos), failed
+
+
+def _time_in_rounds(predictors: dict, clips, end_to_end: _EndToEnd, runs, options) -> dict:
+    """Fills each run's model and end-to-end speeds from ``options.rounds`` rounds in which
+    every runtime in turn makes a model pass over the clips and then an end-to-end pass over the
+    videos; returns each runtime's probabilities from its first model pass."""
+    b = options.batch_size
+    batches = [np.stack(clips[i : i + b]) for i in range(0, len(clips), b)]
+    probs: dict[str, np.ndarray] = {}
+    by_name = {run.runtime: run for run in runs}
+    for _ in range(options.rounds):
+        for name, predictor in predictors.items():
+            start, out = time.perf_counter(), []
+            for batch in batches:
+                out.append(predictor.predict(batch))
+            model_s = (time.perf_counter() - start) / len(clips)
+            probs.setdefault(name, np.concatenate(out))
+            e2e_s, _ = end_to_end.run(predictor)
+            by_name[name].rounds.append({"model_s": model_s, "end_to_end_s": e2e_s})
+    for run in runs:
+        model_s = statistics.median(x["model_s"] for x in run.rounds)
+        run.model_ms = model_s * 1e3
+        run.model_videos_per_s = 1 / model_s
+        run.end_to_end_videos_per_s = 1 / statistics.median(x["end_to_end_s"] for x in run.rounds)
+        run.end_to_end_over_model = statistics.median(
+            x["model_s"] / x["end_to_end_s"] for x in run.rounds
+        )
+    return probs
 
 
 def _visualize_overhead(model, identity, spec, videos, options, tmp: Path) -> dict:

@@ -63,6 +63,17 @@ def benchmark(
     seconds: Annotated[
         float, typer.Option("--seconds", min=0.2, help="Length of generated videos.")
     ] = 4.0,
+    rounds: Annotated[
+        int,
+        typer.Option(
+            "--rounds",
+            min=1,
+            max=100,
+            help="Rounds of timing: in each, every runtime in turn runs the model alone over "
+            "the clips, then classify end to end over the videos; speeds are the medians, and "
+            "'end to end / model' the median of the rounds' ratios.",
+        ),
+    ] = 3,
     visualize: Annotated[
         bool,
         typer.Option("--visualize", help="Also time `visualize` against `classify` (torch)."),
@@ -119,6 +130,7 @@ def benchmark(
         batch_size=batch_size,
         decoder=decoder.value,
         visualize=visualize,
+        rounds=rounds,
         threads=threads,
         workers=workers,
     )
