@@ -28,9 +28,14 @@ from pathlib import Path
 import numpy as np
 
 import ispan_cli.inference.pipeline as pipeline
-from ispan_cli.bench.run import BenchmarkOptions, _decode, _export, _int8_file, _predictor
-from ispan_cli.inference.inputs import InputItem
-from ispan_cli.inference.pipeline import ClassifyOptions, run_classify
+from ispan_cli.bench.run import (
+    BenchmarkOptions,
+    _decode,
+    _EndToEnd,
+    _export,
+    _int8_file,
+    _predictor,
+)
 from ispan_cli.runtime.loading import load_model
 from ispan_cli.runtime.threads import apply_torch_threads, plan_threads
 from ispan_cli.video.synthetic import write_synthetic_video
@@ -63,19 +68,6 @@ def _model_pass(predictor, clips, batch: int) -> tuple[float, float]:
     return statistics.median(times), total / len(clips)
 
 
-def _end_to_end(predictor, videos, k: int, batch: int, plan, nice: int) -> float:
-    """Seconds per video of the classify pipeline with the plan's workers at ``nice``."""
-    options = ClassifyOptions(
-        segments=k, crops=1, topk=1, batch_size=batch, workers=plan.decode_workers,
-        codec_threads=plan.codec_threads,
-    )  # fmt: skip
-    _NICE["value"] = nice
-    start = time.perf_counter()
-    records = list(run_classify(predictor, [InputItem(str(v)) for v in videos], options))
-    assert not [r for r in records if r["error"]], records
-    return (time.perf_counter() - start) / len(videos)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=1)
@@ -86,7 +78,10 @@ def main() -> None:
     pipeline.load_clip = _load_clip_at_nice
     plan = plan_threads()
     apply_torch_threads(plan)
-    options = BenchmarkOptions(model="istpan_resnet50", threads=plan.model_threads)
+    options = BenchmarkOptions(
+        model="istpan_resnet50", threads=plan.model_threads, batch_size=args.batch,
+        workers=plan.decode_workers, codec_threads=plan.codec_threads,
+    )  # fmt: skip
     ratios: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="ispan-ab-") as name:
         tmp = Path(name)
@@ -97,6 +92,7 @@ def main() -> None:
         k = int(doc["model"].get("num_segments", 8))
         clips, decode_ms, _ = _decode(videos, k, spec, "auto", plan.codec_threads)
         onnx_path = _export(model, doc, identity, tmp, lambda _: None)
+        end_to_end = _EndToEnd(videos, k, spec, options)
         predictors = {}
         for runtime in args.runtimes.split(","):
             path = onnx_path
@@ -110,7 +106,9 @@ def main() -> None:
                 row = {"round": r, "runtime": runtime, "batch": args.batch,
                        "model_median_s": median, "model_mean_s": mean}  # fmt: skip
                 for nice in (0, 19) if r % 2 == 0 else (19, 0):
-                    e2e = _end_to_end(predictor, videos, k, args.batch, plan, nice)
+                    _NICE["value"] = nice
+                    e2e, failed = end_to_end.run(predictor)
+                    assert not failed, failed
                     row[f"e2e_nice{nice}_s"] = e2e
                     for base, model_s in (("median", median), ("mean", mean)):
                         key = f"{runtime} nice {nice} / model {base}"

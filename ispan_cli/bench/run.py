@@ -235,18 +235,17 @@ def run_benchmark(options: BenchmarkOptions, progress: Progress | None = None) -
             flow=None if flow is None else flow.to_dict(),
         )
         onnx_path = Path(options.model) if is_onnx_file else None
+        end_to_end = _EndToEnd(videos, k, spec, options, flow, method)
         predictors = {}
         for runtime in options.runtimes:
             say(f"loading {runtime}, classifying end to end")
             if runtime != "torch" and onnx_path is None:
                 onnx_path = _export(model, doc, identity, tmp, say)
             predictors[runtime], run = _load_and_run(
-                runtime, model, identity, spec, onnx_path, clips, videos, options, tmp, say, spin,
-                flow, method,
-            )  # fmt: skip
+                runtime, model, identity, spec, onnx_path, clips, end_to_end, tmp, say, spin
+            )
             result.runtimes.append(run)
         say(f"timing the model alone and end to end, {options.rounds} rounds, runtimes in turn")
-        end_to_end = _EndToEnd(videos, clips[0].shape[1], spec, options, flow, method)
         outputs = _time_in_rounds(predictors, clips, end_to_end, result.runtimes, options)
         for run in result.runtimes:
             reference = "onnx" if run.runtime == "onnx-int8" else "torch"
@@ -342,20 +341,18 @@ def _predictor(runtime, model, identity, spec, path, options, spin: bool = False
 
 
 def _load_and_run(
-    runtime, model, identity, spec, onnx_path, clips, videos, options, tmp, say, spin=False,
-    flow=None, method=None,
+    runtime, model, identity, spec, onnx_path, clips, end_to_end: _EndToEnd, tmp, say, spin=False
 ):  # fmt: skip
     """Loads one runtime and makes a first end-to-end pass (the pipeline's warm-up, untimed),
     watching memory."""
-
+    options = end_to_end.options
     path = onnx_path
-    k = clips[0].shape[1]
     if runtime == "onnx-int8":  # quantizing is preparation, not part of the runtime's memory
-        path = _int8_file(onnx_path, clips, spec, options, tmp, say, flow)
+        path = _int8_file(onnx_path, clips, spec, options, tmp, say, end_to_end.flow)
     with PeakMemory() as memory:
         predictor = _predictor(runtime, model, identity, spec, path, options, spin)
         predictor.predict(clips[0][None])  # warm-up: allocations, kernel choice, TensorRT build
-        _, failed = _EndToEnd(videos, k, spec, options, flow, method).run(predictor)
+        _, failed = end_to_end.run(predictor)
     note = getattr(predictor, "provider", "")
     if failed:
         note = f"{note}; {len(failed)} video(s) failed: {failed[0]}"
@@ -370,28 +367,11 @@ def _load_and_run(
     )
 
 
-def _flow_stream(predictor, videos, k: int, spec, flow, method, decoder: str) -> list[str]:
-    """A flow model end to end as ``classify --flow-model`` runs its stream: per video, one
-    after the other, the flow stacks (``load_flow_clip``) then the model; the failures' messages."""
-    from ispan_cli.errors import ISpanError
-    from ispan_cli.inference.two_stream import load_flow_clip
-
-    failed = []
-    for video in videos:
-        try:
-            stacks = load_flow_clip(
-                str(video), k, flow, spec.crop, spec.resize, decoder, method=method
-            )
-            predictor.predict(stacks.data[None])  # (1, 1, K, 2L, S, S)
-        except ISpanError as exc:
-            failed.append(str(exc))
-    return failed
-
-
 @dataclass
 class _EndToEnd:
-    """One end-to-end pass over the videos: the classify pipeline (a flow model: its stream as
-    ``classify --flow-model`` runs it, see :func:`_flow_stream`)."""
+    """One end-to-end pass over the videos: the classify pipeline, or for a flow model its
+    stream as ``classify --flow-model`` runs it (per video, one after the other, the flow stacks
+    of ``load_flow_clip`` with the run's one method, then the model)."""
 
     videos: list
     segments: int
@@ -415,10 +395,24 @@ class _EndToEnd:
             items = [InputItem(str(v)) for v in self.videos]
             failed = [r["error"] for r in run_classify(predictor, items, classify) if r["error"]]
         else:
-            failed = _flow_stream(
-                predictor, self.videos, self.segments, self.spec, self.flow, self.method, o.decoder
-            )
+            failed = self._flow_stream(predictor)
         return (time.perf_counter() - start) / len(self.videos), failed
+
+    def _flow_stream(self, predictor) -> list[str]:
+        from ispan_cli.errors import ISpanError
+        from ispan_cli.inference.two_stream import load_flow_clip
+
+        crop, resize, failed = self.spec.crop, self.spec.resize, []
+        for video in self.videos:
+            try:
+                stacks = load_flow_clip(
+                    str(video), self.segments, self.flow, crop, resize, self.options.decoder,
+                    method=self.method,
+                )  # fmt: skip
+                predictor.predict(stacks.data[None])  # (1, 1, K, 2L, S, S)
+            except ISpanError as exc:
+                failed.append(str(exc))
+        return failed
 
 
 def _time_in_rounds(predictors: dict, clips, end_to_end: _EndToEnd, runs, options) -> dict:
