@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import logging
 import math
 import os
@@ -193,8 +194,26 @@ def _check_numbers_everywhere(typer_app: typer.Typer) -> None:
         _check_numbers_everywhere(group.typer_instance)
 
 
+def _reflow(doc: str | None) -> str | None:
+    """A docstring as help text: paragraphs kept, the source's line breaks inside one joined
+    (typer prints them as they are, so help broke mid-sentence at the source's line width)."""
+    if not doc:
+        return doc
+    return "\n\n".join(" ".join(p.split()) for p in inspect.cleandoc(doc).split("\n\n"))
+
+
+def _reflow_help_everywhere(typer_app: typer.Typer) -> None:
+    for info in typer_app.registered_commands:
+        info.help = _reflow(info.help or info.callback.__doc__)
+    for group in typer_app.registered_groups:
+        sub = group.typer_instance
+        sub.info.help = _reflow(sub.info.help)
+        _reflow_help_everywhere(sub)
+
+
 _register()
 _check_numbers_everywhere(app)
+_reflow_help_everywhere(app)
 
 
 INTERRUPTED = 130  # the shell's status for a process ended by SIGINT

@@ -139,3 +139,25 @@ def test_bugs_are_reported_in_one_line(monkeypatch):
     assert result.exit_code == 1
     assert "unexpected ZeroDivisionError: division by zero (this is a bug in ispan" in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def _all_commands(command, path=()):
+    yield path, command
+    for name, sub in getattr(command, "commands", {}).items():
+        yield from _all_commands(sub, (*path, name))
+
+
+def test_help_paragraphs_are_not_broken_at_the_source_line_width():
+    # typer 0.29 prints a docstring's line breaks as they are: help used to break mid-sentence
+    # ("not trusted from the" / "header), codec ..."), in the command list and in each --help
+    import inspect
+
+    import typer.main
+
+    runner = CliRunner()
+    for path, command in _all_commands(typer.main.get_command(app)):
+        result = runner.invoke(app, [*path, "--help"], terminal_width=2000, env={"COLUMNS": "2000"})
+        assert result.exit_code == 0, (path, result.output)
+        lines = [" ".join(line.strip(" │").split()) for line in result.output.splitlines()]
+        for paragraph in inspect.cleandoc(command.help or "").split("\n\n"):
+            assert " ".join(paragraph.split()) in lines, (path, paragraph)

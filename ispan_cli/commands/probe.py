@@ -19,7 +19,9 @@ def probe(
     stream: StreamOpt = None,
     fmt: FormatOpt = OutputFormat.table,
 ) -> None:
-    """Duration, frame rate (constant or variable), frame count (counted, not trusted from the
+    """Describe a video as ispan's decoders see it: duration, frame rate, frames, codec, size.
+
+    Duration, frame rate (constant or variable), frame count (counted, not trusted from the
     header), codec, pixel format, and display size after rotation, of the video stream read;
     with several video streams, lists them all and says which one is used."""
     from ispan_cli.terminal import one_line

@@ -23,7 +23,9 @@ def report(
         ),
     ] = None,
 ) -> None:
-    """Write one HTML file (images embedded; opens without a network): curves, the confusion
+    """Write a training run's or an evaluation's HTML report (one file, opens offline).
+
+    One HTML file (images embedded; opens without a network): curves, the confusion
     matrix with class names, per-class accuracy worst first, the most confused pairs with a
     sample frame of a video of each class, the attention of a few validation clips (the run's
     best model or the evaluated one, on the CPU), the settings and the exact command. `ispan
