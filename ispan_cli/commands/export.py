@@ -23,13 +23,16 @@ def export(
         bool, typer.Option("--onnx", help="Export to ONNX (the one format so far; required).")
     ] = False,
     model: ModelOpt = None,
+    # a str, not a Path: Path drops the trailing slash that says "a folder" (`-o deploy/`
+    # for a folder that does not exist yet)
     output: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
             "--output",
             "-o",
+            metavar="<path>",
             help="The .onnx file, or a folder (writes DIR/model.onnx, usable as --model DIR "
-            "--runtime onnx). Default: ./<model name>.onnx.",
+            "--runtime onnx; missing folders are created). Default: ./<model name>.onnx.",
             show_default=False,
         ),
     ] = None,

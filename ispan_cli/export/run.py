@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from ispan_cli.model_folder import atomic_path
 from ispan_cli.outputs import exclusive
 from ispan_cli.runtime.loading import load_model
 from ispan_cli.runtime.onnx_format import ONNX_FILE, OnnxModelInfo
+from ispan_cli.terminal import visible
 
 Progress = Callable[[str], None]
 GENERATED_CALIBRATION = 16
@@ -27,7 +29,7 @@ GENERATED_VIDEO = "a generated video (3 s, 320x240, H.264)"
 @dataclass(frozen=True)
 class ExportOptions:
     model: str | None = None
-    output: Path | None = None
+    output: Path | str | None = None  # a str keeps a trailing slash: "a folder"
     opset: int = 18
     with_attention: bool = False
     verify: bool = True
@@ -76,7 +78,7 @@ class ExportResult:
         }
 
 
-def output_paths(model_id: str, output: Path | None, int8: bool) -> tuple[Path, Path | None]:
+def output_paths(model_id: str, output: Path | str | None, int8: bool) -> tuple[Path, Path | None]:
     """Where the fp32 file (and the int8 copy, ``<stem>.int8.onnx``) go.
 
     No --output: ``<model name>.onnx`` in the current folder; a folder: ``DIR/model.onnx`` (so
@@ -84,12 +86,12 @@ def output_paths(model_id: str, output: Path | None, int8: bool) -> tuple[Path, 
     """
     if output is None:
         path = Path(f"{Path(model_id.split('@')[0]).name}.onnx")
-    elif output.is_dir() or str(output).endswith(("/", "\\")):
-        path = output / ONNX_FILE
-    elif output.suffix.lower() != ".onnx":
+    elif Path(output).is_dir() or str(output).endswith(("/", "\\")):
+        path = Path(output) / ONNX_FILE
+    elif Path(output).suffix.lower() != ".onnx":
         raise UsageError(f"--output {output} must end in .onnx, or be a folder")
     else:
-        path = output
+        path = Path(output)
     return path, (path.with_name(path.stem + ".int8.onnx") if int8 else None)
 
 
@@ -103,6 +105,8 @@ def run_export(options: ExportOptions, progress: Progress | None = None) -> Expo
         raise UsageError("--calibration needs --int8")
     if options.verify_video is not None and not options.verify_video.is_file():
         raise UsageError(f"--verify-video {options.verify_video} is not a file")
+    if options.output is not None:  # a path that cannot be written: one error before the load
+        _writable(*output_paths("", options.output, options.int8))
     # a registry architecture gives a random-weight graph, for speed work only
     loaded = load_model(options.model, device="cpu", allow_registry=True)
     model, spec = loaded.model, loaded.preprocessing
@@ -130,7 +134,7 @@ def run_export(options: ExportOptions, progress: Progress | None = None) -> Expo
     # Exported, verified and quantized under a temporary name in the output's folder; renamed
     # only when all of it passed: a failed verification or a bad video never removes or
     # replaces the previous file, and an unverified file never gets the final name.
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _writable(path, int8_path)
     with (
         exclusive(path),
         atomic_path(path) as staged,
@@ -160,6 +164,32 @@ def run_export(options: ExportOptions, progress: Progress | None = None) -> Expo
         int8=int8_report,
         seconds=time.perf_counter() - start,
     )
+
+
+def _writable(path: Path, int8_path: Path | None) -> None:
+    """Creates the output's folder (missing folders are made) and checks that the files can be
+    written there; else one error line saying what to change."""
+    from ispan_cli.outputs import check_output_file
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(
+            f"--output {visible(path)}: cannot create the folder {visible(path.parent)} "
+            f"({exc.strerror}); choose a writable place"
+        ) from None
+    for target in (path, int8_path):
+        if target is not None:
+            check_output_file(target)
+    try:  # permission bits do not tell root (or a read-only mount seen as root) everything
+        fd, probe = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".probe")
+    except OSError as exc:
+        raise UsageError(
+            f"--output {visible(path)}: cannot write in {visible(path.parent)} ({exc.strerror}); "
+            "choose a writable place"
+        ) from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 def _verify(
