@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ispan_cli.errors import ISpanError, UsageError
+from ispan_cli.terminal import visible
 from ispan_cli.video.preprocess import PreprocessSpec
 from ispan_cli.viz.maps import attention_mass
 from ispan_cli.viz.render import Caption, contact_sheet, crop_box, render_frame, thumbnail
@@ -93,6 +94,10 @@ def parse_level(level: str, pyramid: tuple[str, ...]) -> list[int | None]:
         return [int(value)]
     names = ", ".join(f"{j} ({name})" for j, name in enumerate(pyramid))
     raise UsageError(f"--level {level!r} is not one of fused, all, {names}")
+
+
+# containers FFmpeg writes H.264 into, chosen by the output's suffix; .mp4 first (the default)
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".avi")
 
 
 def default_output(video: Path) -> Path:
@@ -331,6 +336,13 @@ def check_options(options: VisualizeOptions) -> None:
     from ispan_cli.outputs import check_output_file
 
     output = options.output or default_output(options.video)
+    if output.suffix.lower() not in VIDEO_SUFFIXES:
+        # FFmpeg picks the container by the name: no suffix, or an image's, failed only after
+        # the whole render, with FFmpeg's own words
+        raise UsageError(
+            f"--output {visible(output)}: the rendering is an H.264 video; give it a .mp4 name "
+            f"({', '.join(VIDEO_SUFFIXES[1:])} also work)"
+        )
     for path, option in (
         (output, "--output"),
         (options.maps_out, "--maps"),
