@@ -167,8 +167,9 @@ def info_command(
     name: Annotated[
         str,
         typer.Argument(
-            help="A registered architecture, a model in models/, a folder, or a Hub repo "
-            "org/name[@revision] (downloaded into the Hub cache if not there yet)."
+            help="A registered architecture, a model in models/, a folder, a file made by "
+            "`ispan export` (.onnx, or a folder holding only model.onnx: its metadata), or a "
+            "Hub repo org/name[@revision] (downloaded into the Hub cache if not there yet)."
         ),
     ],
     fmt: FormatOpt = OutputFormat.table,
@@ -180,8 +181,11 @@ def info_command(
     from ispan_cli.nn import get_variant, list_models, read_config
     from ispan_cli.zoo import find_local_model, zoo_dir
 
-    folder = find_local_model(name)
-    if folder is not None:
+    onnx_file = _onnx_file(name)
+    folder = None if onnx_file is not None else find_local_model(name)
+    if onnx_file is not None:
+        record = _onnx_record(name, onnx_file)
+    elif folder is not None:
         config, doc = read_config(folder)
         record = {"name": name, "source": str(folder), **doc, "model": config.to_dict()}
     elif name in list_models():
@@ -213,6 +217,45 @@ def info_command(
             f"({', '.join(list_models())}), and not a Hub repo (org/name[@revision])"
         )
     emit(record, fmt, _render_info)
+
+
+def _onnx_file(name: str) -> Path | None:
+    """An exported file ``name``, or the ``model.onnx`` of a folder that holds only that (what
+    `ispan export -o DIR/` writes): what `--runtime onnx --model NAME` would run."""
+    from ispan_cli.runtime.onnx_format import ONNX_FILE
+
+    path = Path(name).expanduser()
+    if path.suffix.lower() == ".onnx" and path.is_file():
+        return path
+    if path.is_dir() and not (path / "config.json").exists() and (path / ONNX_FILE).is_file():
+        return path / ONNX_FILE
+    return None
+
+
+def _onnx_record(name: str, path: Path) -> dict:
+    """The record of an exported file, from its metadata (one error line if it has none)."""
+    from ispan_cli.runtime.onnx_format import read_info
+
+    info = read_info(path)
+    doc = dict(info.config)
+    return {
+        "name": name,
+        "source": "onnx file",
+        "path": str(path),
+        "exported_from": {
+            "id": info.model_id,
+            "revision": info.revision,
+            "source": info.source,
+            "weights_sha256": info.weights_sha256,
+        },
+        "precision": info.precision,
+        "outputs": list(info.outputs),
+        "opset": info.opset,
+        "sampling": info.sampling,
+        **{k: v for k, v in doc.items() if k not in ("model", "sampling")},
+        **({"extra": info.extra} if info.extra else {}),
+        "model": dict(doc.get("model") or {}),
+    }
 
 
 @contextmanager
