@@ -418,8 +418,12 @@ def _render_catalogue(entries) -> None:
     from rich.table import Table
 
     table = Table(title="ispan models import NAME -o DIR (accuracy as reported by the publisher)")
-    for col in ("name", "classes", "K", "peer top-1", "description"):
+    # the name is what the user types: never cut to "mmaction2:tsn-r50-kine…"; the description
+    # wraps instead
+    table.add_column("name", no_wrap=True, min_width=max(len(n) for n in entries) if entries else 4)
+    for col in ("classes", "K", "peer top-1"):
         table.add_column(col)
+    table.add_column("description", overflow="fold")
     for name, e in entries.items():
         table.add_row(name, str(e.num_classes), str(e.num_segments), str(e.reported["top1"]),
                       e.description)  # fmt: skip
