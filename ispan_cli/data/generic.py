@@ -36,11 +36,15 @@ def load_folder(root: str | Path, val_fraction: float = 0.2) -> DatasetSplit:
                 f"folder {root.name}: {train_dir.name}/ for training, {test_dir.name}/ for testing"
             )
     else:
-        classes = _class_dirs(root)
-        every = _scan(root, classes)
-        test = tuple(v for v in every if _hashed(v.path, root) < val_fraction)
-        train = tuple(v for v in every if _hashed(v.path, root) >= val_fraction)
-        protocol = f"folder {root.name}: {val_fraction:.0%} of files held out by a hash of the name"
+        # train/ alone (e.g. `ispan data synth --val 0`) is the class tree: without this its
+        # one sub-folder "train" became the only class, and every video learned it
+        tree = train_dir if train_dir is not None else root
+        classes = _class_dirs(tree)
+        every = _scan(tree, classes)
+        test = tuple(v for v in every if _hashed(v.path, tree) < val_fraction)
+        train = tuple(v for v in every if _hashed(v.path, tree) >= val_fraction)
+        where = f"{root.name}/{tree.name}" if tree != root else root.name
+        protocol = f"folder {where}: {val_fraction:.0%} of files held out by a hash of the name"
     if not train and not test:
         raise ISpanError(f"{root} holds no videos ({suffix_list()})")
     return DatasetSplit("folder", 1, classes, train, test, (), protocol)

@@ -50,6 +50,8 @@ def load_ucf101(root: str | Path, split: int) -> DatasetSplit:
             else:
                 missing.append(entry.path)
         subsets[subset] = tuple(items)
+    if missing:
+        _check_class_folders(videos, {Path(p).parent.name for p in missing}, lists)
     return DatasetSplit(
         "ucf101",
         split,
@@ -93,6 +95,8 @@ def load_hmdb51(root: str | Path, split: int) -> DatasetSplit:
                 missing.append(str(video))
                 continue
             (train if parts[1] == "1" else test).append(VideoItem(str(video), label))
+    if missing:
+        _check_class_folders(root, {Path(p).parent.name for p in missing}, lists)
     return DatasetSplit(
         "hmdb51",
         split,
@@ -119,6 +123,29 @@ def _find_ucf(root: Path) -> tuple[Path, Path]:
         f"{root} is not in the UCF101 layout: expected {root / UCF_VIDEOS}/<Class>/*.avi and "
         f"{root / UCF_LISTS}/ (classInd.txt, trainlist0N.txt, testlist0N.txt)"
     )
+
+
+def _check_class_folders(videos: Path, classes: set[str], lists: Path) -> None:
+    """Listed videos of ``classes`` were missing: when whole class folders are, say why in one
+    line instead of counting each of their videos as missing. A folder whose name differs only
+    in case from the split files' (``biking`` for ``Biking``) is to be renamed; none of the
+    class folders there at all means --data-root is not the folder that holds them."""
+    absent = sorted(c for c in classes if not (videos / c).is_dir())
+    if not absent:
+        return
+    present = {p.name.lower(): p.name for p in videos.iterdir() if p.is_dir()}
+    for cls in absent:
+        other = present.get(cls.lower())
+        if other is not None:
+            raise ISpanError(
+                f"{videos / other} differs in case from the class folder {cls!r} that the split "
+                f"files in {lists} name; rename it to {cls}"
+            )
+    if not any(p.is_dir() and p.name != lists.name for p in videos.iterdir()):
+        raise ISpanError(
+            f"{videos} holds none of the class folders that the split files in {lists} name "
+            f"(such as {absent[0]}/); --data-root should be the folder that holds them"
+        )
 
 
 def _read_class_ind(path: Path) -> tuple[str, ...]:
