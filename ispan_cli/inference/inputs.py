@@ -19,6 +19,7 @@ from typing import TextIO
 
 from ispan_cli.video.files import suffix_list, videos_in
 from ispan_cli.video.list_files import is_list_file, list_entries
+from ispan_cli.video.sniff import container_family
 
 _GLOB_CHARS = set("*?[")
 LIST_PREFIX = "@"
@@ -70,7 +71,7 @@ def _expand_list_file(item: str) -> Iterator[InputItem]:
     try:
         handle = open(path, encoding="utf-8", errors="surrogateescape")  # noqa: SIM115 (closed below)
     except FileNotFoundError:
-        yield InputItem(item, f"list file {name} does not exist; check the path")
+        yield InputItem(item, f"list file {name} does not exist; check the path{_named(item)}")
         return
     except IsADirectoryError:
         yield InputItem(item, f"list file {name} is a folder; give the folder itself, not {item}")
@@ -79,7 +80,20 @@ def _expand_list_file(item: str) -> Iterator[InputItem]:
         yield InputItem(item, f"cannot read list file {name}: {exc.strerror or exc}")
         return
     with handle:
+        # @clip.mp4 for clip.mp4 (or for @clip.mp4); a pipe (@<(find ...)) is not sniffed: the
+        # bytes read would be lost to the list
+        if path.is_file() and container_family(path) is not None:
+            how = _named(item) or f"; give it as {name}, without the {LIST_PREFIX}"
+            yield InputItem(item, f"list file {name} is a video, not a list of inputs{how}")
+            return
         yield from _expand_lines(handle, csv_fields=path.suffix.lower() == ".csv")
+
+
+def _named(item: str) -> str:
+    """For an error about list file @NAME: how to give a video whose own name starts with @."""
+    if not item.startswith(LIST_PREFIX) or not Path(item).is_file():
+        return ""
+    return f" (to classify the video {item} itself, give it as ./{item})"
 
 
 def _expand_one(item: str) -> Iterator[InputItem]:

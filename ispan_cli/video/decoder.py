@@ -35,6 +35,10 @@ def check_video_path(path: str | Path) -> Path:
         raise UnreadableVideoError(
             f"cannot read {path}: permission denied on a folder in its path"
         ) from None
+    except ValueError:  # a NUL byte, which no path can hold (a list read from find -print0)
+        raise UnreadableVideoError(
+            f"{str(path)!r} is not a path: it holds a NUL byte; give one path a line"
+        ) from None
     except OSError as exc:  # ELOOP (a symbolic link loop), ENAMETOOLONG, EIO...
         loop = exc.errno == errno.ELOOP
         raise UnreadableVideoError(

@@ -4,7 +4,8 @@
 
 - A list is a file ending in ``.txt``, ``.lst`` or ``.csv`` (or, for ``classify``, any file given
   as ``@FILE``, and ``-`` for standard input).
-- One entry a line; blank lines and lines starting with ``#`` are skipped.
+- One entry a line; blank lines and lines starting with ``#`` are skipped. A NUL byte also ends
+  an entry (``find -print0``): no path can hold one.
 - In a ``.txt``/``.lst`` line, trailing whitespace-separated integers are dropped, so the
   official UCF101/HMDB51 lists (``path 1``) and MMAction2's (``path 300 5``) name their videos;
   the rest of the line is the entry, spaces included (``my clip.mp4``).
@@ -38,9 +39,10 @@ def list_entries(lines: Iterable[str], *, csv_fields: bool = False) -> Iterator[
         yield from _csv_entries(lines)
         return
     for line in lines:
-        entry = _entry(line)
-        if entry:
-            yield entry
+        for part in line.split("\0"):
+            entry = _entry(part)
+            if entry:
+                yield entry
 
 
 def _entry(line: str) -> str:
