@@ -301,6 +301,8 @@ class PyAVReader(VideoReader):
         disp_w, disp_h = (h, w) if self._rotation in (90, 270) else (w, h)
         rate = self._stream.average_rate
         duration = self._index.duration()
+        if self._index.num_frames == 1 and rate:  # no interval to measure: one at the stream's rate
+            duration = 1 / float(rate)
         fps = float(rate) if rate else (self._index.num_frames / duration if duration else 0.0)
         assert self._container is not None
         return VideoInfo(
