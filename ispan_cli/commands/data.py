@@ -136,7 +136,11 @@ def check(
     )
 
     from ispan_cli.data.check import DataCheckOptions, run_data_check
+    from ispan_cli.runtime.loading import skip_demo_note
 
+    # the default model gives only K and the frame size here: its labels (what the note is
+    # about, that they are synthetic shapes) play no part in checking videos
+    skip_demo_note()
     options = DataCheckOptions(
         paths=tuple(paths or ()),
         dataset=dataset.value if dataset else None,
@@ -196,7 +200,8 @@ def _render(report, out: Path | None) -> None:
     speed = f", {d['videos_per_s']:.1f} videos/s" if d["videos_per_s"] else ""
     cached = f", {d['cached']} from the cache" if d["cached"] else ""
     line = (
-        f"{d['files']} videos checked (K={d['segments']}, decoder {d['decoder']}, "
+        f"{d['files']} video{'' if d['files'] == 1 else 's'} checked (K={d['segments']}, "
+        f"decoder {d['decoder']}, "
         f"{d['workers']} workers{cached}) in {d['seconds']:.1f} s{speed}: {d['ok']} ok"
     )
     if d["failed"]:
