@@ -13,16 +13,27 @@ from ispan_cli.commands.options import (
     DecoderOpt,
     FormatOpt,
     OutputFormat,
-    SegmentsOpt,
     StreamOpt,
 )
+from ispan_cli.limits import MAX_SEGMENTS
 
 
 def frames(
     video: Annotated[
         Path, typer.Argument(help="Video file to sample.", show_default=False, readable=False)
     ],
-    segments: SegmentsOpt = 8,
+    segments: Annotated[
+        int,
+        typer.Option(
+            "--segments",
+            "-s",
+            min=1,
+            max=MAX_SEGMENTS,
+            help="Number of equal segments (K, at most 1024); the centre frame of each is "
+            "sampled. Give the --segments you classify with (a model's own K: `ispan models "
+            "info MODEL`; the bundled models use 8).",
+        ),
+    ] = 8,
     out: Annotated[
         Path | None,
         typer.Option("--out", "-o", help="Folder to write frame_<index>.png files into."),
@@ -55,16 +66,26 @@ def frames(
     """
     from ispan_cli.terminal import one_line
     from ispan_cli.video import TSNSampler, sample_video, save_frames
+    from ispan_cli.video import probe as probe_video
+    from ispan_cli.video.errors import VideoTooShortError
     from ispan_cli.video.extract import sample_indices
 
     sampler = TSNSampler(segments, allow_repeat=repeat)
     files = None
-    if out is None:  # indices and times only: no frame is decoded beyond the first
-        info, sampling = sample_indices(video, sampler, decoder.value, stream)
-    else:
-        sampled = sample_video(video, sampler, decoder.value, short_side, stream)
-        files = save_frames(sampled, out)
-        info, sampling = sampled.info, sampled.sampling
+    try:
+        if out is None:  # indices and times only: no frame is decoded beyond the first
+            info, sampling = sample_indices(video, sampler, decoder.value, stream)
+        else:
+            sampled = sample_video(video, sampler, decoder.value, short_side, stream)
+            files = save_frames(sampled, out)
+            info, sampling = sampled.info, sampled.sampling
+    except VideoTooShortError:  # the sampler's advice, in this command's options
+        n = probe_video(video, decoder.value, stream).num_frames
+        raise VideoTooShortError(
+            f"{video} has too few frames ({n}) for {segments} segments without repeating "
+            f"any; give --segments {n} or fewer, or drop --no-repeat (frames are then "
+            "repeated and the output says so)"
+        ) from None
     note = (
         f"{info.path} has {info.num_frames} frame(s), fewer than {segments} segments: frames "
         "were repeated in temporal order"
