@@ -177,11 +177,24 @@ class TrainConfig:
         valid = [f.name for f in fields(cls)]
         unknown = sorted(set(data) - set(valid))
         if unknown:
-            raise UsageError(f"unknown training setting(s) {unknown}; valid: {', '.join(valid)}")
+            import difflib
+
+            # what a user may write: the run's own records (recipe, origins, command) are not
+            settable = [k for k in valid if k not in _RECORDS]
+            near = {k: difflib.get_close_matches(k, settable, 1, 0.6) for k in unknown}
+            guesses = [f"{k} -> {m[0]}" for k, m in near.items() if m]
+            hint = f" (did you mean {', '.join(guesses)}?)" if guesses else ""
+            raise UsageError(
+                f"unknown training setting(s) {unknown}{hint}; valid: {', '.join(settable)}"
+            )
         return cls(**data)
 
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)
+
+
+# TrainConfig fields the run writes for itself, never set by a user (--lr auto sets lr_find)
+_RECORDS = ("lr_find", "recipe", "origins", "command")
 
 
 def check_fraction(value: float) -> float:
