@@ -57,13 +57,13 @@ def fuse(
     Every file must score the same videos (matched by path, or by <class>/<video> when only the
     roots differ) with the same labels; anything else is an error naming the first difference.
     """
-    from ispan_cli.engine.fusion import fuse_files, write_fused
+    from ispan_cli.engine.fusion import check_output, fuse_files, write_fused
 
     files, values = _split_weights(files, weights)
+    if output is not None:
+        check_output(output, files)
     report = fuse_files(files, values, softmax)
     if output is not None:
-        if output.exists() and not output.is_dir():
-            raise UsageError(f"--output {output} is a file; give a folder")
         write_fused(report, output)
     emit(report, fmt, _render)
 

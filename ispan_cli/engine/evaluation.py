@@ -156,6 +156,8 @@ def evaluate(
     weighted sum of their scores, ``ispan_cli.engine.fusion``) on the videos both scored."""
     o = options
     check_fraction(o.max_skipped)
+    if o.output is not None:
+        check_output_folder(Path(o.output))
     streams = _load_streams(o)
     first = streams[0]
     world = World(0, 1, 0, first.loaded.device)
@@ -291,6 +293,25 @@ def label_columns(model_labels: tuple[str, ...], classes: tuple[str, ...], model
             "trained on this dataset"
         )
     return [index[c.lower()] for c in classes]
+
+
+def check_output_folder(output: Path) -> None:
+    """Before any work: ``--output`` is a folder, and not a training run's, whose report.html
+    (and with ``ispan report`` which kind of folder it is) the evaluation's files would
+    replace. A file there failed as an unexpected error once every video was scored."""
+    if output.exists() and not output.is_dir():
+        raise UsageError(
+            f"--output {visible(output)} is a file; give a folder for the evaluation's files "
+            "(metrics.json, per_class.csv, video_scores.jsonl, ...)"
+        )
+    from ispan_cli.engine.checkpoint import CHECKPOINTS
+    from ispan_cli.engine.report import METRICS_JSONL
+
+    if (output / CHECKPOINTS).is_dir() or (output / METRICS_JSONL).is_file():
+        raise UsageError(
+            f"--output {visible(output)} holds a training run, whose report.html and files the "
+            f"evaluation would replace; write it to another folder, e.g. {visible(output / 'eval')}"
+        )
 
 
 def write_split_files(

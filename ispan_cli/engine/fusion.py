@@ -227,6 +227,34 @@ def fuse_files(
     )
 
 
+def check_output(folder: Path, files: Sequence[str | Path]) -> None:
+    """Before reading the scores: ``--output`` must not replace what was fused, nor an
+    evaluation's metrics. ``fuse eval-rgb eval-flow -o eval-rgb`` wrote the fused scores over
+    the RGB stream's, so fusing again with other weights fused the fusion."""
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"--output {visible(folder)} is a file; give a folder")
+    target = (folder / SCORES_FILE).resolve()
+    for f in files:
+        given = Path(f) / SCORES_FILE if Path(f).is_dir() else Path(f)
+        if given.resolve() == target:
+            raise UsageError(
+                f"--output {visible(folder)} holds {visible(given)}, one of the scores being "
+                "fused, which the fused scores would replace; give another folder, e.g. fused/"
+            )
+    metrics = folder / "metrics.json"
+    if metrics.is_file():
+        try:
+            fused_before = "fused" in json.loads(metrics.read_text(encoding="utf-8"))
+        except (ValueError, OSError, TypeError):
+            fused_before = False
+        if not fused_before:
+            raise UsageError(
+                f"--output {visible(folder)} holds another command's metrics.json (an "
+                "evaluation's?), which the fusion's would replace; give another folder, e.g. "
+                "fused/"
+            )
+
+
 def write_fused(report: FusionReport, folder: str | Path) -> None:
     """``folder/video_scores.jsonl`` (the fused scores, in the same format, so fused scores can
     be fused again) and ``folder/metrics.json``, each written atomically."""
