@@ -10,7 +10,6 @@ import typer
 
 from ispan_cli.commands.emit import emit
 from ispan_cli.commands.options import (
-    BatchSizeOpt,
     Crops,
     CropsOpt,
     Decoder,
@@ -21,17 +20,42 @@ from ispan_cli.commands.options import (
     OutputFormat,
     SegmentsOpt,
     TimeoutOpt,
-    WorkersOpt,
 )
 from ispan_cli.commands.train import DatasetName
 from ispan_cli.engine.evaluate_options import EvaluateOptions
 from ispan_cli.errors import UsageError
+from ispan_cli.limits import MAX_BATCH, MAX_WORKERS
 from ispan_cli.outputs import command_line
 
 if TYPE_CHECKING:
     from ispan_cli.engine.evaluation import EvalReport
 
 SHOWN_SKIPS = 5  # skipped videos named on the terminal
+
+# classify's --batch-size and --workers help speaks of its timeline mode and decoding threads;
+# evaluate has no timeline, and its workers are data-loader processes
+EvalBatchSizeOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--batch-size",
+        "-b",
+        min=1,
+        max=MAX_BATCH,
+        help=f"Videos per model call. Default: {EvaluateOptions.batch_size}.",
+        show_default=False,
+    ),
+]
+EvalWorkersOpt = Annotated[
+    int,
+    typer.Option(
+        "--workers",
+        "-w",
+        min=0,
+        max=MAX_WORKERS,
+        help="Data-loader processes that check, then decode the test videos; 0 decodes in this "
+        "process.",
+    ),
+]
 
 
 def evaluate(
@@ -45,9 +69,9 @@ def evaluate(
     ] = "1",
     segments: SegmentsOpt = None,
     crops: CropsOpt = Crops.one,
-    batch_size: BatchSizeOpt = None,
+    batch_size: EvalBatchSizeOpt = None,
     device: DeviceOpt = EvaluateOptions.device,
-    workers: WorkersOpt = EvaluateOptions.workers,
+    workers: EvalWorkersOpt = EvaluateOptions.workers,
     decoder: DecoderOpt = Decoder.auto,
     output: Annotated[
         Path | None,
