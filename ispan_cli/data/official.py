@@ -75,7 +75,7 @@ def load_hmdb51(root: str | Path, split: int) -> DatasetSplit:
     if lists is None:
         raise ISpanError(
             f"no {HMDB_LISTS}/ in {root} or beside it; HMDB51 needs the official split files "
-            f"(testTrainMulti_7030_splits.rar), unpacked there"
+            f"(testTrainMulti_7030_splits.rar), unpacked there{_one_level_down(root, HMDB_LISTS)}"
         )
     suffix = f"_test_split{split}.txt"
     files = sorted(lists.glob(f"*{suffix}"))
@@ -122,7 +122,22 @@ def _find_ucf(root: Path) -> tuple[Path, Path]:
     raise ISpanError(
         f"{root} is not in the UCF101 layout: expected {root / UCF_VIDEOS}/<Class>/*.avi and "
         f"{root / UCF_LISTS}/ (classInd.txt, trainlist0N.txt, testlist0N.txt)"
+        f"{_one_level_down(root, UCF_LISTS)}"
     )
+
+
+def _one_level_down(root: Path, lists: str) -> str:
+    """The hint for a --data-root one level too high: the sub-folders that hold ``lists``."""
+    try:
+        below = sorted(p for p in root.iterdir() if (p / lists).is_dir())
+    except OSError:
+        return ""
+    if not below:
+        return ""
+    if len(below) == 1:
+        return f"; {below[0]} holds it: use --data-root {below[0]}"
+    shown = ", ".join(str(p) for p in below[:5])
+    return f"; these sub-folders hold it: {shown} (give one as --data-root)"
 
 
 def _check_class_folders(videos: Path, classes: set[str], lists: Path) -> None:

@@ -3,6 +3,7 @@ level too low, a folder dataset with train/ and no val/."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -53,3 +54,14 @@ def test_folder_with_train_and_no_val_is_split_by_hash_not_one_class(tmp_path: P
     assert data.classes == ("jump", "run", "walk")
     assert len(data.train) + len(data.test) == 12
     assert {data.classes[v.label] for v in data.train} == {"jump", "run", "walk"}
+
+
+def test_root_one_level_too_high_names_the_folder_to_use(tmp_path: Path) -> None:
+    ucf_tree(tmp_path / "ucf", groups=2, clips=1)
+    hmdb_tree(tmp_path / "hmdb", videos=3)
+    ucf = re.escape(str(tmp_path / "ucf"))
+    with pytest.raises(ISpanError, match=f"; {ucf} holds it: use --data-root {ucf}$"):
+        load_dataset("ucf101", str(tmp_path), 1)
+    hmdb = re.escape(str(tmp_path / "hmdb"))
+    with pytest.raises(ISpanError, match=f"; {hmdb} holds it: use --data-root {hmdb}$"):
+        load_dataset("hmdb51", str(tmp_path), 1)
