@@ -157,7 +157,7 @@ def evaluate(
     o = options
     check_fraction(o.max_skipped)
     if o.output is not None:
-        check_output_folder(Path(o.output))
+        check_output_folder(Path(o.output), o.splits)
     streams = _load_streams(o)
     first = streams[0]
     world = World(0, 1, 0, first.loaded.device)
@@ -295,10 +295,13 @@ def label_columns(model_labels: tuple[str, ...], classes: tuple[str, ...], model
     return [index[c.lower()] for c in classes]
 
 
-def check_output_folder(output: Path) -> None:
+def check_output_folder(output: Path, splits: tuple[int, ...] = (1,)) -> None:
     """Before any work: ``--output`` is a folder, and not a training run's, whose report.html
     (and with ``ispan report`` which kind of folder it is) the evaluation's files would
-    replace. A file there failed as an unexpected error once every video was scored."""
+    replace. A file there failed as an unexpected error once every video was scored. An
+    evaluation of another kind (one split's files at the top, or --split all's in splitN/) is
+    not mixed with: its metrics.json, mean and std included, was replaced while the other
+    kind's files stayed beside the new ones."""
     if output.exists() and not output.is_dir():
         raise UsageError(
             f"--output {visible(output)} is a file; give a folder for the evaluation's files "
@@ -311,6 +314,18 @@ def check_output_folder(output: Path) -> None:
         raise UsageError(
             f"--output {visible(output)} holds a training run, whose report.html and files the "
             f"evaluation would replace; write it to another folder, e.g. {visible(output / 'eval')}"
+        )
+    try:
+        before = json.loads((output / "metrics.json").read_text(encoding="utf-8"))["splits"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # no evaluation there (or not one of ours): nothing to mix with
+    if isinstance(before, dict) and before and (len(before) > 1) != (len(splits) > 1):
+        held = ", ".join(str(k) for k in before)
+        asked = ", ".join(str(k) for k in splits)
+        raise UsageError(
+            f"--output {visible(output)} holds an evaluation of split(s) {held}, whose "
+            f"metrics.json an evaluation of split(s) {asked} would replace while its other files "
+            "stay; write it to another folder"
         )
 
 

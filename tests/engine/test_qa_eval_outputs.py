@@ -72,3 +72,16 @@ def test_fuse_into_an_input_folder_keeps_that_streams_scores(tmp_path: Path) -> 
                                    "-o", str(fused)])  # fmt: skip
         assert done.exit_code == 0, done.output
     assert json.loads((fused / "metrics.json").read_text())["streams"][1]["weight"] == 2.0
+
+
+def test_one_split_is_not_written_over_an_all_splits_evaluation(tmp_path: Path) -> None:
+    """It replaced metrics.json (the mean and std) and left split1/..split3/ beside its files."""
+    out = tmp_path / "eval"
+    common = {"dataset": "synthetic", "synthetic_sizes": (1, 2), "workers": 0, "output": out}
+    evaluate(EvaluateOptions(splits=(1, 2, 3), **common))
+    before = (out / "metrics.json").read_text()
+    assert json.loads(before)["splits"].keys() == {"1", "2", "3"}
+    with pytest.raises(UsageError, match=r"holds an evaluation of split\(s\) 1, 2, 3"):
+        evaluate(EvaluateOptions(splits=(2,), **common))
+    assert (out / "metrics.json").read_text() == before
+    evaluate(EvaluateOptions(splits=(1, 2, 3), **common))  # the same again: fine
