@@ -130,6 +130,7 @@ class PyAVReader(VideoReader):
         self._start_decoding()
         self._pos = -1
         self._seek_k = OPENED
+        self._sought = False  # positioned by a fresh demuxer, not by a seek
 
     def _open_container(self) -> av.container.InputContainer:
         """The demuxer for this video (a subclass opens URLs, see ``video/remote.py``)."""
@@ -202,6 +203,9 @@ class PyAVReader(VideoReader):
     def _first_frame(self) -> av.VideoFrame:
         frame = next(self._frames, None)
         if frame is None and self._retry_seek():
+            frame = next(self._frames, None)
+        if frame is None and self._sought:  # see _seek
+            self._seek(0, reopen=True)
             frame = next(self._frames, None)
         if frame is None:
             raise VideoDecodeError(
@@ -411,9 +415,27 @@ class PyAVReader(VideoReader):
     ) -> None:
         seek_to = run.seek_to
         check = seek_to is not None  # verify where the seek landed
+
+        def back_off() -> bool:
+            """The seek landed after the frame we need, or gave no frame (see _seek): one
+            keyframe further back, and from the very start (a fresh demuxer) as the last
+            resort. Returns whether the new landing is to be checked."""
+            nonlocal seek_to
+            keys = self._seek_points()
+            earlier = keys[keys < (seek_to or 0)]
+            if len(earlier):
+                seek_to = int(earlier[-1])
+                self._seek(seek_to)
+                return True
+            self._seek(0, reopen=True)
+            return False
+
         while True:
             frame = next(self._frames, None)
             if frame is None and self._retry_seek():
+                continue
+            if frame is None and check and self._sought:
+                check = back_off()
                 continue
             if frame is None:
                 self._pos = self._index.num_frames  # decoder drained: the next read must seek
@@ -435,16 +457,7 @@ class PyAVReader(VideoReader):
                     raise _Untrusted
                 pending = want - set(got)
                 if pending and i > min(pending):
-                    # The demuxer landed after the frame we need: one keyframe further back,
-                    # and from the very start (a fresh demuxer) as the last resort.
-                    keys = self._seek_points()
-                    earlier = keys[keys < (seek_to or 0)]
-                    if len(earlier):
-                        seek_to = int(earlier[-1])
-                        self._seek(seek_to)
-                        check = True
-                    else:
-                        self._seek(0, reopen=True)
+                    check = back_off()
                     continue
             self._pos = i
             if i in want and i not in got:
@@ -476,6 +489,11 @@ class PyAVReader(VideoReader):
         self._start_decoding()
         self._pos = k - 1
         self._seek_k = k
+        # MPEG-TS seeks by byte position and can land past the keyframe asked for; with no
+        # keyframe after it (a clip of one GOP: x264's default for clips under 10 s) the decoder
+        # then gives no frame at all. A seek that gives none goes a keyframe further back, or
+        # (from the first) to a fresh demuxer.
+        self._sought = True
         if self._scan.sequential:
             self._landed = _AWAITING
 
