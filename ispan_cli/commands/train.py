@@ -180,7 +180,9 @@ def train(
     input_size: Annotated[
         int | None, _opt("--input-size", help="Crop side [default: the architecture's].")
     ] = None,
-    epochs: Annotated[int | None, _opt("--epochs", help=f"[default: {D.epochs}]")] = None,
+    epochs: Annotated[
+        int | None, _opt("--epochs", help=f"Passes over the training videos [default: {D.epochs}].")
+    ] = None,
     batch_size: Annotated[
         int | None,
         _opt(
@@ -200,16 +202,29 @@ def train(
         ),
     ] = None,
     schedule: Annotated[
-        Schedule | None, _opt("--schedule", help=f"[default: {D.schedule}]")
+        Schedule | None,
+        _opt(
+            "--schedule",
+            help="Learning rate after the warm-up: cosine to 0 at the end, step (x0.1 at the "
+            "fractions lr_steps of the run, "
+            f"{', '.join(f'{f:g}' for f in D.lr_steps)}; set in --config), or constant "
+            f"[default: {D.schedule}].",
+        ),
     ] = None,
     warmup_epochs: Annotated[
         float | None,
         _opt("--warmup-epochs", help=f"Linear warm-up [default: {_by_recipe('warmup_epochs')}]."),
     ] = None,
     weight_decay: Annotated[
-        float | None, _opt("--weight-decay", help=f"[default: {D.weight_decay:g}]")
+        float | None,
+        _opt(
+            "--weight-decay",
+            help=f"SGD weight decay, not on biases or BN [default: {D.weight_decay:g}].",
+        ),
     ] = None,
-    momentum: Annotated[float | None, _opt("--momentum", help=f"[default: {D.momentum:g}]")] = None,
+    momentum: Annotated[
+        float | None, _opt("--momentum", help=f"SGD momentum [default: {D.momentum:g}].")
+    ] = None,
     dropout: Annotated[
         float | None,
         _opt("--dropout", help=f"Before the classifier [default: {_by_recipe('dropout')}]."),
@@ -296,7 +311,12 @@ def train(
             help=f"Data loading processes per training process [default: {D.workers}].",
         ),
     ] = None,
-    seed: Annotated[int | None, _opt("--seed", help=f"[default: {D.seed}]")] = None,
+    seed: Annotated[
+        int | None,
+        _opt(
+            "--seed", help=f"Seeds the weights, clip sampling and augmentation [default: {D.seed}]."
+        ),
+    ] = None,
     deterministic: Annotated[
         bool | None,
         _opt(
