@@ -72,6 +72,8 @@ def frames(
 
     sampler = TSNSampler(segments, allow_repeat=repeat)
     files = None
+    if out is not None:
+        _make_folder(out)  # before any decoding: a folder that cannot be made costs nothing
     try:
         if out is None:  # indices and times only: no frame is decoded beyond the first
             info, sampling = sample_indices(video, sampler, decoder.value, stream)
@@ -120,6 +122,31 @@ def frames(
         "frames": rows,
     }
     emit(payload, fmt, lambda _: _render(info, rows, note, out))
+
+
+def _make_folder(out: Path) -> None:
+    """--out as a folder this user can write PNG files into, created if missing."""
+    import errno
+    import os
+
+    from ispan_cli.errors import UsageError
+    from ispan_cli.terminal import visible
+
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {visible(out)} exists and is not a folder; choose another --out")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        why = (
+            "a part of its path is a file, not a folder"
+            if exc.errno == errno.ENOTDIR
+            else (exc.strerror or str(exc)).lower()
+        )
+        raise UsageError(
+            f"--out {visible(out)} cannot be created ({why}); choose another --out"
+        ) from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise UsageError(f"--out {visible(out)} is not writable by this user; choose another --out")
 
 
 def _render(info, rows: list[dict], note: str | None, out: Path | None) -> None:

@@ -48,3 +48,18 @@ def test_frames_help_for_segments_does_not_speak_of_its_model():
     line = " ".join(result.stdout.replace("│", " ").split())
     assert "Default: the model's own K" not in line  # frames has no --model
     assert "Give the --segments you classify with" in line
+
+
+@pytest.mark.parametrize(
+    ("where", "says"),
+    [
+        ("a-file", "exists and is not a folder"),
+        ("a-file/sub", "cannot be created (a part of its path is a file, not a folder)"),
+    ],
+)
+def test_an_out_folder_that_cannot_be_made_is_one_usage_error(three_frames, tmp_path, where, says):
+    (tmp_path / "a-file").write_text("not a folder")
+    out = tmp_path / where
+    result = CliRunner().invoke(app, ["frames", str(three_frames), "-s", "2", "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip() == f"error: --out {out} {says}; choose another --out"
