@@ -189,10 +189,17 @@ class _Run:
         self.partial = _zero_sums()
         if state is not None:
             ckpt.restore(self, state)
-            self._message(
-                f"resumed from {ckpt.state_path(self.out)} at epoch {self.epoch + 1}, step "
-                f"{self.step_in_epoch}/{self.steps}"
-            )
+            if self.epoch >= cfg.epochs:  # was "resumed ... at epoch 3" of a 2-epoch run
+                self._message(
+                    f"{self.out} holds a finished run (--epochs {cfg.epochs}, {self.epoch} "
+                    "done): nothing to train, best/ stays as it is; raise --epochs to train "
+                    "on, or give another --output"
+                )
+            else:
+                self._message(
+                    f"resumed from {ckpt.state_path(self.out)} at epoch {self.epoch + 1}, step "
+                    f"{self.step_in_epoch}/{self.steps}"
+                )
         self.trackers = Trackers([], self._warn)
         self._images: EvaluationImages | None = None  # the trackers' pictures, once evaluated
         if self.tracker_names:

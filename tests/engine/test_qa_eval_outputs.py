@@ -1,5 +1,5 @@
-"""Where `ispan evaluate --output` and `ispan fuse --output` write: never over a training run,
-over a file, over the scores being fused or over an evaluation's metrics."""
+"""Where `ispan evaluate --output` and `ispan fuse --output` write: never over a file, over
+the scores being fused, over an evaluation's metrics or mixed with another kind of evaluation."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from ispan_cli.app import app
 from ispan_cli.engine.evaluate_options import EvaluateOptions
 from ispan_cli.engine.evaluation import evaluate
 from ispan_cli.errors import UsageError
-from tests.engine.runs import ispan
 
 
 def _scores(path: Path, logits: list[list[float]]) -> Path:
@@ -25,21 +24,6 @@ def _scores(path: Path, logits: list[list[float]]) -> Path:
     ]  # fmt: skip
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
-
-
-def test_evaluate_refuses_a_training_run_folder_before_scoring(tmp_path: Path) -> None:
-    """It replaced the run's report.html; `ispan report` then saw an evaluation there."""
-    run = tmp_path / "run"
-    ispan("train", "--dataset", "synthetic", "--synthetic-train", "5", "--synthetic-val", "2",
-          "--arch", "istpan_tiny", "--pretrained", "none", "--segments", "1", "--input-size", "32",
-          "--batch-size", "5", "--epochs", "1", "--workers", "0", "--precise-bn", "0",
-          "--device", "cpu", "--quiet", "--output", str(run))  # fmt: skip
-    report = (run / "report.html").read_bytes()
-    with pytest.raises(UsageError, match=r"holds a training run.*e\.g\. .*run/eval$"):
-        evaluate(EvaluateOptions(dataset="synthetic", synthetic_sizes=(1, 2), workers=0,
-                                 model=str(run / "best"), output=run))  # fmt: skip
-    assert (run / "report.html").read_bytes() == report
-    assert not (run / "metrics.json").exists()
 
 
 def test_evaluate_output_that_is_a_file_is_a_usage_error(tmp_path: Path) -> None:
