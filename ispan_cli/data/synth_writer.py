@@ -8,7 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ispan_cli.data import synthetic
-from ispan_cli.errors import ISpanError
+from ispan_cli.errors import ISpanError, UsageError
+from ispan_cli.terminal import visible
 
 
 def write_synthetic(
@@ -26,8 +27,15 @@ def write_synthetic(
     from ispan_cli.video.writer import write_video
 
     out = Path(out)
+    if train + val == 0:  # wrote nothing and then failed on boxes.jsonl
+        raise UsageError("--train 0 --val 0 writes no clips; give --train or --val above 0")
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {visible(out)} is a file; give a new folder to write into")
     if out.exists() and any(out.iterdir()):
         raise ISpanError(f"{out} exists and is not empty; choose a new --out folder")
+    above = next(p for p in out.absolute().parents if p.exists())
+    if not above.is_dir():  # under a file: the first mkdir was a NotADirectoryError
+        raise UsageError(f"--out {visible(out)} is under a file; give a new folder to write into")
     total, done = train + val, 0
     boxes = []
     for subset, count in (("train", train), ("val", val)):
