@@ -22,7 +22,7 @@ from ispan_cli.video.frame_index import FetchRun, plan_fetch
 from ispan_cli.video.info import VideoInfo
 from ispan_cli.video.preprocess import resize_short_side
 from ispan_cli.video.reader import VideoReader
-from ispan_cli.video.sniff import container_family, image_kind
+from ispan_cli.video.sniff import container_family, image_kind, is_mpeg_ts
 
 # Library code does not print: OpenCV and its FFmpeg would write warnings such as "moov atom not
 # found" straight to stderr; problems reach the user as VideoErrors instead. setdefault leaves a
@@ -64,7 +64,15 @@ class OpenCVReader(VideoReader):
         declared = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT))
         self._declared = declared if declared > 0 else None
         self._count = self._verified_count(declared)
-        self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+        # OpenCV's seeks in MPEG-TS (FFmpeg seeks it by byte position) land tens of frames off
+        # while it still numbers frames from where it was sent: there every seek is checked, and
+        # frame 0 is reached by opening the file again.
+        self._seek_checked = is_mpeg_ts(self.path)
+        if self._seek_checked:
+            self._cap.release()
+            self._cap = self._open()
+        else:
+            self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
         self._pos = -1
 
     def _open(self) -> cv2.VideoCapture:
@@ -148,19 +156,39 @@ class OpenCVReader(VideoReader):
         return frames if short_side is None else resize_short_side(frames, short_side)
 
     def _run(self, run: FetchRun, got: dict[int, np.ndarray]) -> None:
-        if run.seek_to is not None:
-            self._cap.set(cv2.CAP_PROP_POS_FRAMES, run.seek_to)
-            self._pos = run.seek_to - 1
         want = set(run.wanted)
+        if run.seek_to is not None and self._seek(run.seek_to):
+            self._pos = run.seek_to  # grabbed by the seek's check
+            if self._pos in want:
+                self._keep(got)
+        elif run.seek_to is not None:
+            self._cap.release()  # decode from the first frame instead: slow, but right
+            self._cap = self._open()
+            self._pos = -1
         while self._pos < run.stop:
             if not self._cap.grab():
                 self._pos = self._count  # end of file: the next read must seek
                 return
             self._pos += 1
             if self._pos in want:
-                ok, bgr = self._cap.retrieve()
-                if ok:
-                    got[self._pos] = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+                self._keep(got)
+
+    def _seek(self, k: int) -> bool:
+        """Seeks to frame ``k`` and grabs it; whether it is frame ``k``. Where seeks are checked
+        (MPEG-TS, see __init__) the grabbed frame's time says where the seek landed; elsewhere
+        the seek is trusted (AVI's frame times run one frame late, so they cannot check it)."""
+        self._cap.set(cv2.CAP_PROP_POS_FRAMES, k)
+        if not self._cap.grab():
+            return False
+        if not self._seek_checked:
+            return True
+        shown = self._cap.get(cv2.CAP_PROP_POS_MSEC) * self._fps / 1000
+        return abs(shown - k) < 0.5
+
+    def _keep(self, got: dict[int, np.ndarray]) -> None:
+        ok, bgr = self._cap.retrieve()
+        if ok:
+            got[self._pos] = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
     def close(self) -> None:
         self._cap.release()

@@ -45,3 +45,14 @@ def container_family(path: Path) -> str | None:
 def image_kind(path: Path) -> str | None:
     """The still-image format the first bytes announce, or None."""
     return _match(_head(path), _IMAGES)
+
+
+def is_mpeg_ts(path: Path) -> bool:
+    """Whether the file is an MPEG transport stream: a 0x47 sync byte every 188 bytes (every
+    192 in Blu-ray .m2ts, after a 4-byte timecode)."""
+    with open(path, "rb") as fh:
+        head = fh.read(4 + 3 * 192)
+    return any(
+        len(head) > start + 2 * step and all(head[start + i * step] == 0x47 for i in range(3))
+        for start, step in ((0, 188), (4, 192))
+    )
