@@ -38,6 +38,10 @@ def _print_error(message: str) -> None:
     typer.echo(f"error: {one_line(message)}", err=True)
 
 
+# click's UsageError (BadParameter's base), whether typer vendors click or uses the package
+_CLICK_USAGE_ERROR = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+
+
 class ErrorRenderingGroup(TyperGroup):
     """Turns exceptions from any subcommand into one line on stderr and an exit status."""
 
@@ -66,6 +70,13 @@ class ErrorRenderingGroup(TyperGroup):
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
             raise typer.Exit(141) from None
+        except _CLICK_USAGE_ERROR as exc:  # a bad option value, a missing argument, ...
+            if _debug_enabled() or type(exc).__name__ == "NoArgsIsHelpError":  # shows help
+                raise
+            # one line like every other error, not click's box of usage, hint and framed text
+            where = f" ({exc.ctx.command_path} -h shows the options)" if exc.ctx else ""
+            _print_error(f"{exc.format_message()}{where}")
+            raise typer.Exit(exc.exit_code) from None
         except (typer.Exit, typer.Abort, SystemExit):
             raise
         except Exception as exc:  # a bug of ours: say so, without a traceback

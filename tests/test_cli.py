@@ -161,3 +161,33 @@ def test_help_paragraphs_are_not_broken_at_the_source_line_width():
         lines = [" ".join(line.strip(" │").split()) for line in result.output.splitlines()]
         for paragraph in inspect.cleandoc(command.help or "").split("\n\n"):
             assert " ".join(paragraph.split()) in lines, (path, paragraph)
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["train", "--dataset", "synthetic", "--split", "0"], "'--split'"),
+        (["classify", "x.mp4", "--crops", "2"], "'--crops'"),
+        (["flow", "extract", "x.mp4", "--bogus"], "No such option: --bogus"),
+        (["models", "info"], "Missing argument"),
+        (["bogus"], "No such command 'bogus'"),
+    ],
+)
+def test_usage_errors_are_one_line_with_status_2(args, says):
+    # click's own rendering was a box of 4-5 lines (usage, hint, the framed message)
+    result = subprocess.run(
+        [sys.executable, "-m", "ispan_cli", *args], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and says in lines[0], result.stderr
+    assert " -h shows the options" in lines[0] and result.stdout == ""
+
+
+def test_a_command_without_its_arguments_still_shows_its_help():
+    result = subprocess.run(
+        [sys.executable, "-m", "ispan_cli", "classify"], capture_output=True, text=True, timeout=60
+    )
+    shown = result.stdout + result.stderr
+    assert result.returncode == 2 and "classify [OPTIONS] {inputs}" in shown, shown
+    assert not any(line.startswith("error:") for line in shown.splitlines()), shown
