@@ -90,3 +90,25 @@ def test_a_list_from_a_pipe_loses_no_bytes_to_the_video_check(videos):
     writer.join(timeout=10)
     assert result.exit_code == 0, result.output
     assert [r["input"] for r in _records(result)] == ["c.mp4", "a b.mp4"]
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("notepad.txt", "\ufeffc.mp4\r\na b.mp4\r\n".encode()),  # UTF-8 with a BOM, CRLF
+        ("excel.csv", "\ufeffpath\r\nc.mp4\r\na b.mp4\r\n".encode()),  # Excel's "CSV UTF-8"
+        ("powershell.txt", "\ufeffc.mp4\r\na b.mp4\r\n".encode("utf-16-le")),  # ls > list.txt
+    ],
+    ids=["notepad", "excel", "powershell"],
+)
+def test_lists_written_on_windows_name_their_videos(videos, name, data):
+    (videos / name).write_bytes(data)
+    result = _classify(name)
+    assert result.exit_code == 0, result.output
+    assert [r["input"] for r in _records(result)] == ["c.mp4", "a b.mp4"]
+
+
+def test_a_byte_order_mark_on_stdin_is_not_part_of_the_first_path(videos):
+    result = _classify("-", stdin="\ufeffc.mp4\r\n")
+    assert result.exit_code == 0, result.output
+    assert [r["input"] for r in _records(result)] == ["c.mp4"]

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TextIO
 
 from ispan_cli.video.files import suffix_list, videos_in
-from ispan_cli.video.list_files import is_list_file, list_entries
+from ispan_cli.video.list_files import is_list_file, list_entries, open_list
 from ispan_cli.video.sniff import container_family
 
 _GLOB_CHARS = set("*?[")
@@ -69,7 +69,7 @@ def _expand_list_file(item: str) -> Iterator[InputItem]:
     name = item[1:] if item.startswith(LIST_PREFIX) else item
     path = Path(name).expanduser()
     try:
-        handle = open(path, encoding="utf-8", errors="surrogateescape")  # noqa: SIM115 (closed below)
+        handle = open_list(path)
     except FileNotFoundError:
         yield InputItem(item, f"list file {name} does not exist; check the path{_named(item)}")
         return

@@ -12,6 +12,8 @@
 - In a ``.csv`` file, the entry is the first field (quoted fields as the csv module reads them),
   and a header row (``path``, ``video``, ``filename`` or ``file``) is skipped.
 - Relative paths are relative to the current folder, as on standard input.
+- UTF-8, a leading byte order mark skipped; a file starting with a UTF-16 byte order mark is
+  read as UTF-16 (:func:`open_list`).
 
 Lists are read a line at a time: a list of a million entries costs no memory.
 """
@@ -22,6 +24,7 @@ import csv
 import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import TextIO
 
 LIST_SUFFIXES = (".txt", ".lst", ".csv")
 _TRAILING_INTEGERS = re.compile(r"(\s+[+-]?\d+)+$")  # labels, frame counts
@@ -33,8 +36,22 @@ def is_list_file(path: str | Path) -> bool:
     return Path(path).suffix.lower() in LIST_SUFFIXES
 
 
+def open_list(path: Path) -> TextIO:
+    """A list file, opened for :func:`list_entries`: UTF-8 (a byte order mark, as Windows
+    editors and Excel write, is skipped), or UTF-16 where it starts with its byte order mark
+    (PowerShell's ``ls > list.txt``). Bytes that are not UTF-8 are kept (as surrogates): a path
+    name need not be text. A pipe is not sniffed: the bytes read would be lost to the list."""
+    encoding = "utf-8-sig"
+    if path.is_file():
+        with open(path, "rb") as fh:
+            if fh.read(2) in (b"\xff\xfe", b"\xfe\xff"):
+                encoding = "utf-16"
+    return open(path, encoding=encoding, errors="surrogateescape")
+
+
 def list_entries(lines: Iterable[str], *, csv_fields: bool = False) -> Iterator[str]:
     """The entries of a list's lines, lazily (see the module docstring for the rule)."""
+    lines = _without_bom(lines)  # standard input from a Windows tool, or a file opened as UTF-8
     if csv_fields:
         yield from _csv_entries(lines)
         return
@@ -43,6 +60,13 @@ def list_entries(lines: Iterable[str], *, csv_fields: bool = False) -> Iterator[
             entry = _entry(part)
             if entry:
                 yield entry
+
+
+def _without_bom(lines: Iterable[str]) -> Iterator[str]:
+    first = True
+    for line in lines:
+        yield line.removeprefix("\ufeff") if first else line
+        first = False
 
 
 def _entry(line: str) -> str:
