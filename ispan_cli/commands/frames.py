@@ -44,7 +44,9 @@ def frames(
             "--short-side",
             min=1,
             max=8192,
-            help="Scale frames so the shorter side is N pixels (at most 8192).",
+            help="With --out: scale the PNG files so the shorter side is N pixels (at most "
+            "8192). Default: the video's own size.",
+            show_default=False,
         ),
     ] = None,
     repeat: Annotated[

@@ -48,6 +48,8 @@ def test_frames_help_for_segments_does_not_speak_of_its_model():
     line = " ".join(result.stdout.replace("│", " ").split())
     assert "Default: the model's own K" not in line  # frames has no --model
     assert "Give the --segments you classify with" in line
+    # --short-side only changes the PNG files, and says what it is without it
+    assert "With --out: scale the PNG files" in line and "Default: the video's own size" in line
 
 
 @pytest.mark.parametrize(
