@@ -43,7 +43,7 @@ def test_no_repeat_on_a_short_video_names_the_segments_that_work(three_frames, t
 
 
 def test_frames_help_for_segments_does_not_speak_of_its_model():
-    result = CliRunner().invoke(app, ["frames", "--help"])
+    result = CliRunner().invoke(app, ["frames", "--help"], env={"COLUMNS": "250"})
     assert result.exit_code == 0
     line = " ".join(result.stdout.replace("│", " ").split())
     assert "Default: the model's own K" not in line  # frames has no --model
