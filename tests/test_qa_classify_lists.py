@@ -112,3 +112,13 @@ def test_a_byte_order_mark_on_stdin_is_not_part_of_the_first_path(videos):
     result = _classify("-", stdin="\ufeffc.mp4\r\n")
     assert result.exit_code == 0, result.output
     assert [r["input"] for r in _records(result)] == ["c.mp4"]
+
+
+def test_macos_metadata_files_in_a_folder_are_not_videos(videos):
+    # macOS writes ._NAME beside each file it copies to exFAT/FAT drives and network shares
+    (videos / "._c.mp4").write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X" + bytes(4000))
+    (videos / "._real.mp4").write_bytes(VIDEO.read_bytes())  # a video named so is still one
+    result = _classify(str(videos))
+    assert result.exit_code == 0, result.output
+    names = [Path(r["input"]).name for r in _records(result)]
+    assert names == ["._real.mp4", "a b.mp4", "c.mp4"]

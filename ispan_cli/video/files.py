@@ -36,11 +36,12 @@ def is_video_name(path: str | Path) -> bool:
 def videos_in(folder: str | Path) -> list[Path]:
     """The video files under ``folder``, recursively, sorted.
 
-    Hidden folders (``.git``, ``.cache``, ...) are not searched, and symbolic links to folders
-    are not followed (no loops). Never silent about what it leaves out: a subfolder it cannot
-    read, and a video-named entry that is a symbolic link loop, a broken link or not a regular
-    file (a pipe, socket or device), are each logged as a warning on the ``ispan.files``
-    logger, which the CLI prints as one ``warning:`` line.
+    Hidden folders (``.git``, ``.cache``, ...) are not searched, symbolic links to folders
+    are not followed (no loops), and macOS's ``._NAME`` metadata files (never videos) are left
+    out. Never silent about anything else it leaves out: a subfolder it cannot read, and a
+    video-named entry that is a symbolic link loop, a broken link or not a regular file (a
+    pipe, socket or device), are each logged as a warning on the ``ispan.files`` logger, which
+    the CLI prints as one ``warning:`` line.
     """
     found = []
     for path in _walk(Path(folder)):
@@ -48,10 +49,24 @@ def videos_in(folder: str | Path) -> list[Path]:
             continue
         problem = _not_a_file(path)
         if problem is None:
-            found.append(path)
+            if not _apple_double(path):  # opened only once known to be a regular file
+                found.append(path)
         else:
             log.warning("skipped %s: %s", path, problem)
     return sorted(found)
+
+
+def _apple_double(path: Path) -> bool:
+    """Whether ``path`` is the ``._NAME`` file macOS writes beside each file it copies to a
+    drive without its own metadata (exFAT, FAT, network shares): not a video, whatever its name
+    says. Known by its magic number, not by the name alone."""
+    if not path.name.startswith("._"):
+        return False
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(4) == b"\x00\x05\x16\x07"
+    except OSError:
+        return False  # the decoder reports it
 
 
 def _not_a_file(path: Path) -> str | None:
