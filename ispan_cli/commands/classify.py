@@ -24,9 +24,13 @@ from ispan_cli.commands.options import (
     RuntimeOpt,
     SegmentsOpt,
     StreamOpt,
-    TimeoutOpt,
 )
+from ispan_cli.hub import DEFAULT_TIMEOUT  # light: imports neither torch nor huggingface_hub
 from ispan_cli.limits import MAX_WORKERS
+
+# ispan_cli.video.sources.DEFAULT_TIMEOUT, which this module does not import: the package's
+# __init__ loads the decoders (a test keeps the two equal)
+VIDEO_TIMEOUT = 10.0
 
 LIVE_WINDOW = 2.0  # --window for live sources (and --save-video) when none is given
 
@@ -83,7 +87,20 @@ def classify(
     ] = 0,
     decoder: DecoderOpt = Decoder.auto,
     stream: StreamOpt = None,
-    timeout: TimeoutOpt = None,
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--timeout",
+            min=0.1,
+            metavar="SECONDS",
+            help="Seconds a network request may take to connect or to start answering, and "
+            "an answer may go without bringing data: Hugging Face Hub downloads, video URLs, "
+            "and live streams (a stream silent this long ends, or is reopened with "
+            "--reconnect). A stalled server fails with an error instead of hanging. Default: "
+            f"{DEFAULT_TIMEOUT:g} for the Hub, {VIDEO_TIMEOUT:g} for video sources.",
+            show_default=False,
+        ),
+    ] = None,
     fmt: Annotated[
         RecordFormat | None,
         typer.Option(
