@@ -135,7 +135,7 @@ def test_the_timeout_is_in_every_network_commands_help(tmp_path):
     ):
         code, out, err, _ = ispan(*command, "--help", env=env)
         assert code == 0, err
-        assert "--timeout" in out and f"Default: {DEFAULT_TIMEOUT:g}." in out, command
+        assert "--timeout" in out and f"Default: {DEFAULT_TIMEOUT:g}" in out, command
 
 
 def test_hub_timeout_sets_the_default_of_library_calls_and_restores_it(model_dir, tmp_path):
