@@ -308,7 +308,8 @@ def train(
         _opt(
             "--workers",
             "-w",
-            help=f"Data loading processes per training process [default: {D.workers}].",
+            help="Data loading processes per training process [default: 4, at most the usable "
+            "cores].",
         ),
     ] = None,
     seed: Annotated[

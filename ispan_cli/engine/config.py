@@ -56,6 +56,17 @@ _DURATION = re.compile(r"(\d+(?:\.\d+)?)([dhms])")
 _SECONDS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
 
 
+DEFAULT_WORKERS = 4
+
+
+def default_workers() -> int:
+    """Data-loading processes when --workers is not given: 4, at most one per core this process
+    may use (more only queue for the same cores, and PyTorch warns about each DataLoader)."""
+    from ispan_cli.runtime.threads import usable_cores
+
+    return min(DEFAULT_WORKERS, usable_cores()[0])
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """A training run. The defaults follow the TSN-style recipe of the paper
@@ -91,7 +102,7 @@ class TrainConfig:
     flip: bool = True
     precise_bn: int = 20  # batches to recompute BN statistics before evaluating; 0: off
     amp: str = "off"
-    workers: int = 4
+    workers: int = field(default_factory=lambda: default_workers())
     seed: int = 0
     deterministic: bool = False
     device: str = "auto"
