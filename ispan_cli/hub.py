@@ -184,16 +184,34 @@ def resolve_model(
     repo_id, revision = parsed
     if revision is not None:
         check_revision(revision, f"{repo_id}@{revision}")
-    return _resolve_hub(
-        repo_id,
-        revision,
-        cache_dir=cache_dir,
-        endpoint=endpoint,
-        token=token,
-        offline=offline,
-        progress=progress,
-        timeout=current_timeout() if timeout is None else check_timeout(timeout),
-    )
+    try:
+        return _resolve_hub(
+            repo_id,
+            revision,
+            cache_dir=cache_dir,
+            endpoint=endpoint,
+            token=token,
+            offline=offline,
+            progress=progress,
+            timeout=current_timeout() if timeout is None else check_timeout(timeout),
+        )
+    except ISpanError as exc:
+        # `runs/best` with a local runs/ folder but no runs/best in it: a mistyped path far
+        # more likely than a Hub repo of an org named like a folder here; say both
+        org = Path(repo_id.split("/")[0])
+        if revision is None and org.is_dir():
+            raise ISpanError(
+                f"{exc} (and there is no folder {spec} here: {org}/ holds {_some_children(org)})"
+            ) from exc
+        raise
+
+
+def _some_children(folder: Path, shown: int = 5) -> str:
+    names = sorted(p.name for p in folder.iterdir() if p.is_dir())
+    if not names:
+        return "no folders"
+    more = f", ... ({len(names)} in all)" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
 
 
 def fetch_repo_files(
