@@ -25,7 +25,7 @@ from typing import Any
 from ispan_cli.errors import ISpanError, UsageError
 from ispan_cli.model_folder import atomic_write_text
 from ispan_cli.video.files import suffix_list, videos_in
-from ispan_cli.video.list_files import is_list_file, list_entries
+from ispan_cli.video.list_files import is_list_file, list_entries, open_list
 
 # reason -> how a summary names it; the order is the order summaries list them in
 REASONS = {
@@ -452,7 +452,7 @@ def _paths(path: Path, *, in_list: bool = False) -> Iterator[str]:
     if path.is_dir():
         yield from (str(p) for p in videos_in(path))
     elif not in_list and is_list_file(path) and path.is_file():
-        with open(path, encoding="utf-8", errors="replace") as fh:
+        with open_list(path) as fh:  # classify's reading: BOMs, UTF-16, non-UTF-8 names
             for entry in list_entries(fh, csv_fields=path.suffix.lower() == ".csv"):
                 yield from _paths(Path(entry), in_list=True)  # a list names no further lists
     else:
