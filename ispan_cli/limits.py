@@ -66,3 +66,8 @@ def decode_threads(width: int, height: int, requested: int, cores: int | None = 
     if wanted <= fits:
         return requested
     return int(fits)
+
+
+# Seconds a video URL or live stream may take to connect or stay silent when --timeout is not
+# given (ispan_cli.video.sources; here so that classify's --help needs no decoder import)
+VIDEO_TIMEOUT = 10.0

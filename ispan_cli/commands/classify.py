@@ -26,11 +26,7 @@ from ispan_cli.commands.options import (
     StreamOpt,
 )
 from ispan_cli.hub import DEFAULT_TIMEOUT  # light: imports neither torch nor huggingface_hub
-from ispan_cli.limits import MAX_WORKERS
-
-# ispan_cli.video.sources.DEFAULT_TIMEOUT, which this module does not import: the package's
-# __init__ loads the decoders (a test keeps the two equal)
-VIDEO_TIMEOUT = 10.0
+from ispan_cli.limits import MAX_WORKERS, VIDEO_TIMEOUT
 
 LIVE_WINDOW = 2.0  # --window for live sources (and --save-video) when none is given
 

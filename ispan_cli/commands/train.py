@@ -9,7 +9,15 @@ from typing import Annotated
 
 import typer
 
-from ispan_cli.engine.config import AMP, MODALITIES, MONITORS, RANGES, SCHEDULES, TrainConfig
+from ispan_cli.engine.config import (
+    AMP,
+    DEFAULT_WORKERS,
+    MODALITIES,
+    MONITORS,
+    RANGES,
+    SCHEDULES,
+    TrainConfig,
+)
 from ispan_cli.engine.recipes import RECIPES
 from ispan_cli.outputs import command_line
 
@@ -308,8 +316,8 @@ def train(
         _opt(
             "--workers",
             "-w",
-            help="Data loading processes per training process [default: 4, at most the usable "
-            "cores].",
+            help="Data loading processes per training process [default: "
+            f"{DEFAULT_WORKERS}, at most the usable cores].",
         ),
     ] = None,
     seed: Annotated[

@@ -46,3 +46,32 @@ def load_dataset(
     if name == "list":
         return generic.load_list(root)
     raise ISpanError(f"dataset {name} has no loader")  # unreachable: DATASETS is checked above
+
+
+def check_training_classes(data: DatasetSplit, name: str, root: str | None) -> str | None:
+    """A classifier needs two classes to tell apart, and a class learns only from its own
+    training videos: --data-root one level too high made one class of the whole tree (and 100%
+    accuracy); an empty class folder became a label no video teaches. Raises for fewer than two
+    classes; returns the warning for classes without training videos (None: there are none)."""
+    if len(data.classes) < 2:
+        hint = (
+            ": is --data-root one level too high? It should hold the class folders (or "
+            "train/ and val/)"
+            if name == "folder"
+            else ""
+        )
+        raise ISpanError(
+            f"--dataset {name} --data-root {root} has {len(data.classes)} class "
+            f"({', '.join(data.classes)}); training needs two or more{hint}"
+        )
+    counts = [0] * len(data.classes)
+    for item in data.train:
+        counts[item.label] += 1
+    empty = [label for label, n in zip(data.classes, counts, strict=True) if n == 0]
+    if not empty or len(empty) == len(data.classes):
+        return None
+    shown = ", ".join(empty[:5]) + (f" and {len(empty) - 5} more" if len(empty) > 5 else "")
+    return (
+        f"warning: {len(empty)} of {len(data.classes)} classes have no training videos "
+        f"({shown}): the model never learns them"
+    )

@@ -60,8 +60,9 @@ DEFAULT_WORKERS = 4
 
 
 def default_workers() -> int:
-    """Data-loading processes when --workers is not given: 4, at most one per core this process
-    may use (more only queue for the same cores, and PyTorch warns about each DataLoader)."""
+    """Data-loading processes when --workers is not given: DEFAULT_WORKERS, at most one per
+    core this process may use (more only queue for the same cores, and PyTorch warns about each
+    DataLoader)."""
     from ispan_cli.runtime.threads import usable_cores
 
     return min(DEFAULT_WORKERS, usable_cores()[0])
@@ -102,7 +103,7 @@ class TrainConfig:
     flip: bool = True
     precise_bn: int = 20  # batches to recompute BN statistics before evaluating; 0: off
     amp: str = "off"
-    workers: int = field(default_factory=lambda: default_workers())
+    workers: int = field(default_factory=default_workers)
     seed: int = 0
     deterministic: bool = False
     device: str = "auto"

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from ispan_cli.data import load_dataset
+from ispan_cli.data.catalog import check_training_classes
 from ispan_cli.data.clips import ClipSettings, GlobalBatchSampler, collate
 from ispan_cli.data.flow_clips import clips_for, flow_spec_for, with_flow
 from ispan_cli.data.skips import RunSkips, write_summary
@@ -120,7 +121,9 @@ class _Run:
         self.data = load_dataset(
             cfg.dataset, cfg.data_root, cfg.split, (cfg.synthetic_train, cfg.synthetic_val)
         )
-        self._check_classes()
+        warning = check_training_classes(self.data, cfg.dataset, cfg.data_root)
+        if warning:
+            self._message(warning)
         overrides = {
             "dropout": cfg.dropout,
             "beta": cfg.beta,
@@ -628,34 +631,6 @@ class _Run:
             lambda obj: all_gather_objects(obj, self.world),
             lambda done, total: self._emit("check", step=done, steps=total),
         )  # fmt: skip
-
-    def _check_classes(self) -> None:
-        """A classifier needs two classes to tell apart, and a class learns only from its own
-        training videos: --data-root one level too high made one class of the whole tree (and
-        100% accuracy); an empty class folder became a label no video teaches."""
-        cfg, data = self.cfg, self.data
-        if len(data.classes) < 2:
-            hint = (
-                ": is --data-root one level too high? It should hold the class folders (or "
-                "train/ and val/)"
-                if cfg.dataset == "folder"
-                else ""
-            )
-            raise ISpanError(
-                f"--dataset {cfg.dataset} --data-root {cfg.data_root} has "
-                f"{len(data.classes)} class ({', '.join(data.classes)}); training needs two or "
-                f"more{hint}"
-            )
-        counts = [0] * len(data.classes)
-        for item in data.train:
-            counts[item.label] += 1
-        empty = [name for name, n in zip(data.classes, counts, strict=True) if n == 0]
-        if empty and len(empty) < len(data.classes):
-            shown = ", ".join(empty[:5]) + (f" and {len(empty) - 5} more" if len(empty) > 5 else "")
-            self._message(
-                f"warning: {len(empty)} of {len(data.classes)} classes have no training videos "
-                f"({shown}): the model never learns them"
-            )
 
     def _message(self, text: str) -> None:
         if self.world.main:

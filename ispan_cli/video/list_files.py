@@ -38,10 +38,11 @@ def is_list_file(path: str | Path) -> bool:
 
 def open_list(path: Path) -> TextIO:
     """A list file, opened for :func:`list_entries`: UTF-8 (a byte order mark, as Windows
-    editors and Excel write, is skipped), or UTF-16 where it starts with its byte order mark
-    (PowerShell's ``ls > list.txt``). Bytes that are not UTF-8 are kept (as surrogates): a path
-    name need not be text. A pipe is not sniffed: the bytes read would be lost to the list."""
-    encoding = "utf-8-sig"
+    editors and Excel write, is dropped by list_entries), or UTF-16 where it starts with its
+    byte order mark (PowerShell's ``ls > list.txt``). Bytes that are not UTF-8 are kept (as
+    surrogates): a path name need not be text. A pipe is not sniffed: the bytes read would be
+    lost to the list."""
+    encoding = "utf-8"
     if path.is_file():
         with open(path, "rb") as fh:
             if fh.read(2) in (b"\xff\xfe", b"\xfe\xff"):

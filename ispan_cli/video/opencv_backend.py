@@ -22,7 +22,7 @@ from ispan_cli.video.frame_index import FetchRun, plan_fetch
 from ispan_cli.video.info import VideoInfo
 from ispan_cli.video.preprocess import resize_short_side
 from ispan_cli.video.reader import VideoReader
-from ispan_cli.video.sniff import container_family, image_kind, is_mpeg_ts
+from ispan_cli.video.sniff import MPEG_TS, container_family, image_kind
 
 # Library code does not print: OpenCV and its FFmpeg would write warnings such as "moov atom not
 # found" straight to stderr; problems reach the user as VideoErrors instead. setdefault leaves a
@@ -67,7 +67,7 @@ class OpenCVReader(VideoReader):
         # OpenCV's seeks in MPEG-TS (FFmpeg seeks it by byte position) land tens of frames off
         # while it still numbers frames from where it was sent: there every seek is checked, and
         # frame 0 is reached by opening the file again.
-        self._seek_checked = is_mpeg_ts(self.path)
+        self._seek_checked = container_family(self.path) == MPEG_TS
         if self._seek_checked:
             self._cap.release()
             self._cap = self._open()

@@ -22,9 +22,16 @@ _IMAGES = (
 )
 
 
+MPEG_TS = "MPEG-TS"
+# an MPEG transport stream has no magic at a fixed place: a 0x47 sync byte every 188 bytes
+# (every 192 in Blu-ray .m2ts, after a 4-byte timecode); three in a row are checked
+_TS_PACKETS = ((0, 188), (4, 192))
+_HEAD = 4 + 3 * 192
+
+
 def _head(path: Path) -> bytes:
     with open(path, "rb") as fh:
-        return fh.read(16)
+        return fh.read(_HEAD)
 
 
 def _match(head: bytes, table: tuple[tuple[int, bytes, str], ...]) -> str | None:
@@ -39,20 +46,14 @@ def container_family(path: Path) -> str | None:
     head = _head(path)
     if head[8:12] == b"WEBP":  # RIFF, but an image
         return None
+    if any(
+        len(head) > start + 2 * step and all(head[start + i * step] == 0x47 for i in range(3))
+        for start, step in _TS_PACKETS
+    ):
+        return MPEG_TS
     return _match(head, _CONTAINERS)
 
 
 def image_kind(path: Path) -> str | None:
     """The still-image format the first bytes announce, or None."""
     return _match(_head(path), _IMAGES)
-
-
-def is_mpeg_ts(path: Path) -> bool:
-    """Whether the file is an MPEG transport stream: a 0x47 sync byte every 188 bytes (every
-    192 in Blu-ray .m2ts, after a 4-byte timecode)."""
-    with open(path, "rb") as fh:
-        head = fh.read(4 + 3 * 192)
-    return any(
-        len(head) > start + 2 * step and all(head[start + i * step] == 0x47 for i in range(3))
-        for start, step in ((0, 188), (4, 192))
-    )

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
 from ispan_cli.errors import ISpanError
+from ispan_cli.limits import VIDEO_TIMEOUT
 
 # Remote files: finite, seekable when the server honours range requests.
 REMOTE_SCHEMES = ("http", "https", "ftp")
@@ -28,7 +29,7 @@ LIVE_SUFFIXES = (".m3u8",)
 _TIMEOUT_OPTION = {"rtsp": "timeout", "rtsps": "timeout"}
 # http(s) files: the most bytes read through to reach a later frame instead of a range request
 SHORT_SEEK_BYTES = 1 << 20
-DEFAULT_TIMEOUT = 10.0  # seconds, when --timeout is not given: a dead server never hangs a job
+DEFAULT_TIMEOUT = VIDEO_TIMEOUT  # seconds, without --timeout: a dead server never hangs a job
 
 _default_timeout: list[float | None] = [None]
 
